@@ -1,0 +1,188 @@
+"""Leave-one-session-out folds over per-session manifests.
+
+IEMOCAP is prepared as one manifest per session (``Session1.json`` ... ``Session5.json``), so
+a fold is a choice of files, never a re-preparation. A fold trains on four sessions, tests on
+the fifth, and takes a hold-out set (for model selection and fusion) from the training
+sessions, either as a class-stratified share or as a whole session. The speech and the text
+recipes both call :func:`make_fold`, so both modalities see exactly the same utterances in
+every split, which score-level fusion requires.
+"""
+import json
+import os
+
+import numpy as np
+
+from mmer_lobes.files import atomic_write_json
+
+SPLITS = ("train", "holdout", "test")
+
+
+class FoldError(ValueError):
+    """A fold cannot be built from the given manifests and options."""
+
+
+def load_session_manifest(manifest_folder, session):
+    """Reads ``Session{session}.json`` and checks that it is a non-empty manifest.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = open(os.path.join(folder, "Session2.json"), "w").write('{"u1": {"emo": "neu"}}')
+    >>> load_session_manifest(folder, 2)
+    {'u1': {'emo': 'neu'}}
+    """
+    path = os.path.join(manifest_folder, f"Session{session}.json")
+    if not os.path.isfile(path):
+        raise FoldError(
+            f"missing manifest {path}: run data_prep/iemocap_prepare.py first, or check "
+            f"that session {session} exists"
+        )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise FoldError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(manifest, dict) or not manifest:
+        raise FoldError(f"manifest {path} is empty: no utterance to train or test on")
+    return manifest
+
+
+def holdout_session_for(test_session, sessions):
+    """The session held out for validation when ``holdout: session``: the one before the
+    test session, cyclically (test 1 -> hold-out 5).
+
+    Example
+    -------
+    >>> holdout_session_for(5, [1, 2, 3, 4, 5]), holdout_session_for(1, [1, 2, 3, 4, 5])
+    (4, 5)
+    """
+    ordered = sorted(sessions)
+    return ordered[ordered.index(test_session) - 1]
+
+
+def stratified_holdout_ids(entries, label_key, share, seed):
+    """Draws ``share`` of every class (at least one utterance per class that has two or
+    more), reproducibly.
+
+    Arguments
+    ---------
+    entries : dict
+        Manifest entries keyed by utterance id.
+    label_key : str
+        The field that holds the class.
+    share : float
+        Fraction in (0, 1).
+    seed : int
+
+    Example
+    -------
+    >>> entries = {f"u{i}": {"emo": "ang" if i < 10 else "sad"} for i in range(20)}
+    >>> ids = stratified_holdout_ids(entries, "emo", 0.2, seed=1)
+    >>> len(ids), sorted({entries[i]["emo"] for i in ids})
+    (4, ['ang', 'sad'])
+    """
+    if not 0.0 < share < 1.0:
+        raise FoldError(f"holdout_share must lie in (0, 1), got {share}")
+    rng = np.random.default_rng(seed)
+    by_class = {}
+    for utt_id in sorted(entries):
+        by_class.setdefault(entries[utt_id][label_key], []).append(utt_id)
+    chosen = set()
+    for label in sorted(by_class):
+        ids = by_class[label]
+        count = int(round(share * len(ids)))
+        if len(ids) >= 2:
+            count = min(max(count, 1), len(ids) - 1)
+        chosen.update(rng.choice(ids, size=count, replace=False).tolist() if count else [])
+    return chosen
+
+
+def make_fold(
+    manifest_folder,
+    test_session,
+    save_folder,
+    classes,
+    label_key="emo",
+    sessions=(1, 2, 3, 4, 5),
+    holdout="stratified",
+    holdout_share=0.1,
+    seed=1234,
+):
+    """Writes ``train.json``, ``holdout.json`` and ``test.json`` of one fold.
+
+    Arguments
+    ---------
+    manifest_folder : str
+        Folder with ``Session{k}.json``.
+    test_session : int
+        The session to test on.
+    save_folder : str
+        Where the fold's manifests go.
+    classes : list of str
+        The classes the model knows; an utterance with another label is an error.
+    label_key : str
+        The manifest field that holds the class.
+    sessions : sequence of int
+        All sessions of the corpus.
+    holdout : str
+        ``"stratified"`` (a class-stratified share of the training sessions) or
+        ``"session"`` (the whole session before the test session).
+    holdout_share : float
+        The share used by ``"stratified"``.
+    seed : int
+        Seed of the stratified draw.
+
+    Returns
+    -------
+    dict
+        ``{"train": path, "holdout": path, "test": path}``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> src, dst = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> for k in (1, 2, 3):
+    ...     entries = {f"S{k}_{i}": {"emo": "ang" if i % 2 else "sad"} for i in range(10)}
+    ...     _ = open(os.path.join(src, f"Session{k}.json"), "w").write(json.dumps(entries))
+    >>> paths = make_fold(src, 3, dst, ["ang", "sad"], sessions=(1, 2, 3), holdout_share=0.2)
+    >>> [len(json.load(open(paths[s]))) for s in SPLITS]
+    [16, 4, 10]
+    """
+    sessions = [int(s) for s in sessions]
+    test_session = int(test_session)
+    if test_session not in sessions:
+        raise FoldError(f"test session {test_session} is not one of the sessions {sessions}")
+    manifests = {k: load_session_manifest(manifest_folder, k) for k in sessions}
+    known = set(classes)
+    for k, manifest in manifests.items():
+        for utt_id, entry in manifest.items():
+            if entry.get(label_key) not in known:
+                raise FoldError(
+                    f"Session{k}.json: utterance {utt_id} has {label_key}="
+                    f"{entry.get(label_key)!r}, which is not one of the classes {list(classes)}"
+                )
+
+    training = {}
+    for k in sessions:
+        if k != test_session:
+            training.update(manifests[k])
+    if holdout == "stratified":
+        holdout_ids = stratified_holdout_ids(training, label_key, holdout_share, seed)
+    elif holdout == "session":
+        holdout_ids = set(manifests[holdout_session_for(test_session, sessions)])
+    else:
+        raise FoldError(f"holdout must be 'stratified' or 'session', got {holdout!r}")
+
+    splits = {
+        "train": {u: e for u, e in training.items() if u not in holdout_ids},
+        "holdout": {u: e for u, e in training.items() if u in holdout_ids},
+        "test": manifests[test_session],
+    }
+    paths = {}
+    for split in SPLITS:
+        if not splits[split]:
+            raise FoldError(f"fold {test_session}: the {split} split is empty")
+        paths[split] = os.path.join(save_folder, f"{split}.json")
+        atomic_write_json(paths[split], splits[split])
+    return paths

@@ -1,0 +1,148 @@
+"""Emotion-recognition metrics: WA, UA, per-class recall, confusion matrices and their plots.
+
+WA (weighted accuracy) is the plain accuracy over utterances; UA (unweighted accuracy) is
+the mean of the per-class recalls, so every class counts the same whatever its size. Both
+are reported in percent, as in the paper.
+"""
+import numpy as np
+
+
+def confusion_matrix(true_indices, predicted_indices, n_classes):
+    """Counts (true class, predicted class) pairs; rows are true classes.
+
+    Arguments
+    ---------
+    true_indices : array-like of int
+    predicted_indices : array-like of int
+    n_classes : int
+
+    Example
+    -------
+    >>> confusion_matrix([0, 0, 1, 2], [0, 1, 1, 2], 3).tolist()
+    [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    """
+    true_indices = np.asarray(true_indices, dtype=np.int64)
+    predicted_indices = np.asarray(predicted_indices, dtype=np.int64)
+    if true_indices.shape != predicted_indices.shape:
+        raise ValueError(
+            f"{true_indices.size} true labels but {predicted_indices.size} predictions"
+        )
+    for name, values in (("true", true_indices), ("predicted", predicted_indices)):
+        if values.size and (values.min() < 0 or values.max() >= n_classes):
+            raise ValueError(f"{name} class indices must lie in [0, {n_classes})")
+    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(counts, (true_indices, predicted_indices), 1)
+    return counts
+
+
+def row_normalize(counts):
+    """Turns a count matrix into per-true-class rates (rows sum to 1; empty rows stay 0).
+
+    Example
+    -------
+    >>> row_normalize(np.array([[1, 3], [0, 0]])).tolist()
+    [[0.25, 0.75], [0.0, 0.0]]
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def summarize_confusion(counts, class_names):
+    """WA, UA and per-class recall (all in percent) from a confusion matrix.
+
+    Classes absent from the reference (empty rows) are left out of UA, and their
+    recall is reported as ``None``.
+
+    Arguments
+    ---------
+    counts : array-like
+        ``(C, C)`` confusion counts, rows are true classes.
+    class_names : list of str
+
+    Returns
+    -------
+    dict
+        ``{"WA", "UA", "recall": {class: value}, "confusion": counts as lists, "n": total}``
+
+    Example
+    -------
+    >>> m = summarize_confusion([[3, 1], [2, 2]], ["ang", "sad"])
+    >>> m["WA"], m["UA"], m["recall"]
+    (62.5, 62.5, {'ang': 75.0, 'sad': 50.0})
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        raise ValueError("cannot compute metrics on an empty confusion matrix")
+    support = counts.sum(axis=1)
+    recalls = {}
+    for index, name in enumerate(class_names):
+        recalls[name] = (
+            float(100.0 * counts[index, index] / support[index]) if support[index] > 0 else None
+        )
+    present = [value for value in recalls.values() if value is not None]
+    return {
+        "WA": 100.0 * float(np.trace(counts)) / total,
+        "UA": float(np.mean(present)),
+        "recall": recalls,
+        "confusion": counts.tolist(),
+        "n": total,
+    }
+
+
+def classification_metrics(true_indices, predicted_indices, class_names):
+    """WA, UA, per-class recall and confusion counts of a set of predictions.
+
+    Example
+    -------
+    >>> m = classification_metrics([0, 0, 0, 1], [0, 0, 1, 1], ["ang", "sad"])
+    >>> round(m["WA"], 2), round(m["UA"], 2)
+    (75.0, 83.33)
+    """
+    counts = confusion_matrix(true_indices, predicted_indices, len(class_names))
+    return summarize_confusion(counts, class_names)
+
+
+def plot_confusion_matrix(counts, class_names, path, title=""):
+    """Draws a confusion matrix as a PNG: colour is the row-normalised rate, each cell
+    shows the rate in percent and the count.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "cm.png")
+    >>> plot_confusion_matrix([[3, 1], [2, 2]], ["ang", "sad"], path, "demo")
+    >>> os.path.getsize(path) > 0
+    True
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mmer_lobes.files import atomic_open
+
+    counts = np.asarray(counts, dtype=np.int64)
+    rates = row_normalize(counts)
+    size = 1.2 + 0.9 * len(class_names)
+    figure, axis = plt.subplots(figsize=(size + 1.0, size))
+    image = axis.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="recall")
+    axis.set_xticks(range(len(class_names)), labels=class_names)
+    axis.set_yticks(range(len(class_names)), labels=class_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    if title:
+        axis.set_title(title)
+    for row in range(counts.shape[0]):
+        for col in range(counts.shape[1]):
+            colour = "white" if rates[row, col] > 0.5 else "black"
+            axis.text(
+                col, row, f"{100 * rates[row, col]:.1f}%\n({counts[row, col]})",
+                ha="center", va="center", color=colour, fontsize=8,
+            )
+    figure.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=120)
+    plt.close(figure)

@@ -1,0 +1,55 @@
+"""Shared fixtures: the built-in corpora are generated once per test session."""
+import os
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    """The repository root, where users type the recipe commands."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def mini_corpora(tmp_path_factory):
+    """Generates mini-IEMOCAP and mini-VoxCeleb once; returns their parent folder."""
+    from data_prep.mini_corpora import make_mini_corpora
+
+    out_dir = tmp_path_factory.mktemp("mini_corpora")
+    make_mini_corpora(str(out_dir), seed=0)
+    return str(out_dir)
+
+
+@pytest.fixture(scope="session")
+def iemocap_manifests(mini_corpora, tmp_path_factory):
+    """Session manifests of mini-IEMOCAP; returns (data_folder, manifest_folder)."""
+    from data_prep.iemocap_prepare import prepare_iemocap
+
+    data_folder = os.path.join(mini_corpora, "IEMOCAP_full_release")
+    save_folder = str(tmp_path_factory.mktemp("iemocap_manifests"))
+    prepare_iemocap(data_folder, save_folder)
+    return data_folder, save_folder
+
+
+@pytest.fixture(scope="session")
+def run_command():
+    """Runs ``python <args>`` from the repository root as a user would type it; fails the
+    test with the command's output on a non-zero exit."""
+    return _run_command
+
+
+def _run_command(args, cwd=REPO_ROOT, timeout=1800):
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"command failed ({result.returncode}): {' '.join(args)}\n"
+            f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
+        )
+    return result
