@@ -179,10 +179,20 @@ def make_fold(
         "holdout": {u: e for u, e in training.items() if u in holdout_ids},
         "test": manifests[test_session],
     }
-    paths = {}
+    paths = fold_manifest_paths(save_folder)
     for split in SPLITS:
         if not splits[split]:
             raise FoldError(f"fold {test_session}: the {split} split is empty")
-        paths[split] = os.path.join(save_folder, f"{split}.json")
         atomic_write_json(paths[split], splits[split])
     return paths
+
+
+def fold_manifest_paths(save_folder):
+    """Where :func:`make_fold` writes the three splits.
+
+    Example
+    -------
+    >>> sorted(fold_manifest_paths("f"))
+    ['holdout', 'test', 'train']
+    """
+    return {split: os.path.join(save_folder, f"{split}.json") for split in SPLITS}

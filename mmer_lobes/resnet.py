@@ -1,0 +1,250 @@
+"""The paper's ResNet34 speaker encoder with masked statistics pooling.
+
+Padi et al. (2022) describe a ResNet34 (BasicBlocks 3-4-6-3) with 32-64-128-256 channels,
+batch norm in every layer, PReLU everywhere except the output, statistics pooling (mean
+and standard deviation over frames) and a 512-dimensional embedding layer, trained on
+VoxCeleb speakers. SpeechBrain's ``lobes.models.ResNet`` is a different network
+(squeeze-excitation blocks, attentive pooling, 128 channels), so this file writes the
+paper's network, compactly, in the style of wespeaker's ``models/resnet.py``.
+
+Shapes: features ``(batch, time, n_mels)`` -> trunk ``(batch, time / 8, channels[-1] *
+n_mels / 8)`` -> pooling ``(batch, 2 * that)`` -> embedding ``(batch, 512)``.
+
+Authors: the mmer team.
+"""
+import torch
+import torch.nn as nn
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and PReLU, plus a (projected) shortcut.
+
+    Arguments
+    ---------
+    in_channels : int
+    out_channels : int
+    stride : int
+        Stride of the first convolution (and of the shortcut projection).
+
+    Example
+    -------
+    >>> block = BasicBlock(8, 16, stride=2)
+    >>> block(torch.rand(2, 8, 40, 30)).shape
+    torch.Size([2, 16, 20, 15])
+    """
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.act1 = nn.PReLU(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.act2 = nn.PReLU(out_channels)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x):
+        """Applies the block to ``(batch, channels, freq, time)``."""
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act2(out + self.shortcut(x))
+
+
+class ResNetTrunk(nn.Module):
+    """The convolutional part of ResNet34: frame-level features for pooling.
+
+    Arguments
+    ---------
+    n_mels : int
+        Number of input filterbank channels (must be divisible by 8).
+    channels : list of int
+        Channels of the four stages.
+    blocks : list of int
+        BasicBlocks per stage (3-4-6-3 is ResNet34).
+
+    Example
+    -------
+    >>> trunk = ResNetTrunk(n_mels=32, channels=[4, 8, 16, 32])
+    >>> trunk(torch.rand(2, 50, 32)).shape
+    torch.Size([2, 7, 128])
+    >>> trunk.output_size
+    128
+    """
+
+    def __init__(self, n_mels=128, channels=(32, 64, 128, 256), blocks=(3, 4, 6, 3)):
+        super().__init__()
+        if len(channels) != 4 or len(blocks) != 4:
+            raise ValueError("ResNetTrunk needs four stages: channels and blocks of length 4")
+        if n_mels % 8:
+            raise ValueError(f"n_mels must be divisible by 8 (three stride-2 stages), got {n_mels}")
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, channels[0], 3, 1, 1, bias=False),
+            nn.BatchNorm2d(channels[0]),
+            nn.PReLU(channels[0]),
+        )
+        stages, in_channels = [], channels[0]
+        for stage, (out_channels, count) in enumerate(zip(channels, blocks)):
+            stride = 1 if stage == 0 else 2
+            for index in range(count):
+                stages.append(BasicBlock(in_channels, out_channels, stride if index == 0 else 1))
+                in_channels = out_channels
+        self.stages = nn.Sequential(*stages)
+        self.output_size = channels[-1] * (n_mels // 8)
+
+    def forward(self, feats):
+        """Maps ``(batch, time, n_mels)`` to ``(batch, time', channels[-1] * n_mels / 8)``."""
+        x = self.stages(self.stem(feats.transpose(1, 2).unsqueeze(1)))
+        batch, chans, freq, time = x.shape
+        return x.reshape(batch, chans * freq, time).transpose(1, 2)
+
+
+def length_mask(lengths, max_len):
+    """Boolean ``(batch, max_len)`` mask of valid frames from relative lengths in (0, 1].
+
+    Every row keeps at least one frame, so an utterance shorter than the network's
+    total stride still pools to a finite vector.
+
+    Example
+    -------
+    >>> length_mask(torch.tensor([1.0, 0.5]), 4).int().tolist()
+    [[1, 1, 1, 1], [1, 1, 0, 0]]
+    """
+    valid = torch.clamp(torch.round(lengths * max_len), min=1).long()
+    return torch.arange(max_len, device=lengths.device)[None, :] < valid[:, None]
+
+
+class StatisticsPooling(nn.Module):
+    """Mean ++ standard deviation over the valid frames (padding excluded).
+
+    SpeechBrain's ``nnet.pooling.StatisticsPooling`` adds Gaussian noise to the mean on
+    every call, also at inference, and loops over the batch; the paper's pooling is
+    deterministic, hence this masked, vectorised version. ``use_std=False`` gives the
+    plain temporal mean (an ablation switch).
+
+    Arguments
+    ---------
+    use_std : bool
+        Append the standard deviation to the mean.
+    eps : float
+        Floor of the variance, for numerical safety.
+
+    Example
+    -------
+    >>> pool = StatisticsPooling()
+    >>> x = torch.rand(2, 10, 3)
+    >>> pool(x, torch.tensor([1.0, 0.6])).shape
+    torch.Size([2, 6])
+    """
+
+    def __init__(self, use_std=True, eps=1e-5):
+        super().__init__()
+        self.use_std = use_std
+        self.eps = eps
+
+    def forward(self, x, lengths=None):
+        """Pools ``(batch, time, dim)`` over time; ``lengths`` are relative (0, 1]."""
+        if lengths is None:
+            lengths = torch.ones(x.shape[0], device=x.device)
+        mask = length_mask(lengths, x.shape[1]).unsqueeze(2).to(x.dtype)
+        count = mask.sum(dim=1)
+        mean = (x * mask).sum(dim=1) / count
+        if not self.use_std:
+            return mean
+        variance = (((x - mean.unsqueeze(1)) * mask) ** 2).sum(dim=1) / count
+        return torch.cat([mean, torch.sqrt(variance.clamp(min=self.eps))], dim=1)
+
+    def output_size(self, input_size):
+        """Size of the pooled vector for frame features of size ``input_size``."""
+        return 2 * input_size if self.use_std else input_size
+
+
+class ResNetEncoder(nn.Module):
+    """ResNet34 trunk + statistics pooling: the part that transfers from speakers to emotions.
+
+    Arguments
+    ---------
+    n_mels : int
+    channels : list of int
+    blocks : list of int
+    use_std : bool
+        Statistics pooling (True) or plain temporal mean (False).
+
+    Example
+    -------
+    >>> encoder = ResNetEncoder(n_mels=32, channels=[4, 8, 16, 32])
+    >>> encoder(torch.rand(3, 40, 32), torch.tensor([1.0, 0.8, 0.3])).shape
+    torch.Size([3, 256])
+    """
+
+    def __init__(self, n_mels=128, channels=(32, 64, 128, 256), blocks=(3, 4, 6, 3), use_std=True):
+        super().__init__()
+        self.trunk = ResNetTrunk(n_mels, channels, blocks)
+        self.pooling = StatisticsPooling(use_std=use_std)
+        self.output_size = self.pooling.output_size(self.trunk.output_size)
+
+    def forward(self, feats, lengths=None):
+        """Maps features ``(batch, time, n_mels)`` to pooled statistics ``(batch, output_size)``."""
+        return self.pooling(self.trunk(feats), lengths)
+
+
+class EmbeddingClassifier(nn.Module):
+    """The fully connected part: a 512-d embedding layer, then the class scores.
+
+    The embedding is linear + batch norm (no activation: it is the speaker
+    representation); before the output layer it goes through a PReLU, and the output
+    layer has no activation (the recipe applies log-softmax or an angular margin).
+
+    Arguments
+    ---------
+    input_size : int
+        Size of the pooled statistics.
+    n_classes : int
+    embedding_size : int
+    cosine : bool
+        If True, the output layer returns cosine similarities between the normalised
+        embedding and normalised class weights, as AAM-softmax expects.
+
+    Example
+    -------
+    >>> head = EmbeddingClassifier(256, n_classes=4, embedding_size=16)
+    >>> head(torch.rand(3, 256)).shape
+    torch.Size([3, 4])
+    >>> head.embed(torch.rand(3, 256)).shape
+    torch.Size([3, 16])
+    """
+
+    def __init__(self, input_size, n_classes, embedding_size=512, cosine=False):
+        super().__init__()
+        self.embedding = nn.Sequential(
+            nn.Linear(input_size, embedding_size), nn.BatchNorm1d(embedding_size)
+        )
+        self.activation = nn.PReLU(embedding_size)
+        self.cosine = cosine
+        self.output = nn.Linear(embedding_size, n_classes, bias=not cosine)
+
+    def embed(self, pooled):
+        """The embedding of pooled statistics ``(batch, input_size)``."""
+        return self.embedding(pooled)
+
+    def forward(self, pooled):
+        """Class scores (logits, or cosines if ``cosine``) of pooled statistics."""
+        if self.cosine:
+            embedding = nn.functional.normalize(self.embed(pooled), dim=1)
+            return nn.functional.linear(embedding, nn.functional.normalize(self.output.weight, dim=1))
+        return self.output(self.activation(self.embed(pooled)))
+
+
+def count_parameters(module):
+    """Number of trainable parameters of ``module``.
+
+    Example
+    -------
+    >>> count_parameters(nn.Linear(10, 2))
+    22
+    """
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

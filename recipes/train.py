@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Speech emotion recognition on one leave-one-session-out fold of IEMOCAP, by transfer
+from the ResNet34 speaker encoder (scratch, linear probing or fine-tuning).
+
+    python recipes/train.py hparams/resnet_ser.yaml --data_folder <IEMOCAP_full_release> \\
+        --test_session 5 --mode finetune --pretrained_encoder results/speaker/encoder \\
+        --output_folder results/ser/fold5
+
+Trains on random chunks with SpecAugment copies, selects the checkpoint with the lowest
+hold-out error, evaluates whole segments of the hold-out and test sets, and writes the score
+files, UA/WA and confusion matrices (see mmer_lobes.evaluation). A killed run resumes.
+"""
+import logging
+import os
+import sys
+
+import torch
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import run_on_main
+
+from data_prep.iemocap_prepare import prepare_iemocap
+from mmer_lobes.audio import audio_pipeline
+from mmer_lobes.evaluation import ScoreCollector
+from mmer_lobes.folds import fold_manifest_paths, make_fold
+from mmer_lobes.resnet import count_parameters
+from mmer_lobes.transfer import load_pretrained_encoder, transfer_param_groups
+
+logger = logging.getLogger(__name__)
+
+
+class EmotionBrain(sb.Brain):
+    """ResNet34 encoder + new FC layers, trained on emotion labels."""
+
+    def compute_forward(self, batch, stage):
+        """Log-mel -> (training view) -> encoder -> FC layers -> log-posteriors."""
+        batch = batch.to(self.device)
+        wavs, lens = batch.sig
+        feats = self.modules.mean_var_norm(self.hparams.compute_features(wavs), lens)
+        if stage == sb.Stage.TRAIN:
+            feats, lens = self.hparams.train_view(feats, lens)
+        if self.hparams.mode == "linear_probe":
+            # A frozen encoder keeps its batch-norm statistics too, and needs no graph.
+            self.modules.encoder.eval()
+            with torch.no_grad():
+                pooled = self.modules.encoder(feats, lens)
+        else:
+            pooled = self.modules.encoder(feats, lens)
+        return self.hparams.log_softmax(self.modules.classifier(pooled))
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Cross-entropy against the emotion labels; collects scores outside training."""
+        emo, _ = batch.emo_encoded
+        if stage == sb.Stage.TRAIN:
+            emo = self.hparams.train_view.replicate_labels(emo)
+        loss = self.hparams.compute_cost(predictions, emo.squeeze(1))
+        if stage != sb.Stage.TRAIN:
+            self.error_metrics.append(batch.id, predictions.unsqueeze(1), emo)
+            self.collector.append(batch.id, predictions, emo)
+        return loss
+
+    def init_optimizers(self):
+        """One SGD optimizer whose parameter groups carry the mode's learning rates."""
+        groups = transfer_param_groups(
+            self.modules.encoder, self.modules.classifier, self.hparams.mode,
+            head_lr=self.hparams.head_lr, encoder_lr=self.hparams.encoder_lr,
+            scratch_lr=self.hparams.scratch_lr,
+        )
+        self.optimizer = self.opt_class(groups)
+        self.optimizers_dict = {"opt_class": self.optimizer}
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("optimizer", self.optimizer)
+
+    def on_fit_start(self):
+        """Applies the scheduled lr of the (possibly resumed) first epoch."""
+        super().on_fit_start()
+        self.hparams.lr_schedule(self.optimizer, self.hparams.epoch_counter.current + 1)
+
+    def on_stage_start(self, stage, epoch=None):
+        """Fresh error statistics and score collector for every evaluation pass."""
+        if stage != sb.Stage.TRAIN:
+            self.error_metrics = self.hparams.error_stats()
+            self.collector = ScoreCollector(self.hparams.emotions)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs UA/WA, schedules the lr, checkpoints, and writes the evaluation results."""
+        if stage == sb.Stage.TRAIN:
+            self.train_loss = stage_loss
+            return
+        metrics = self.collector.metrics()
+        stats = {"loss": stage_loss, "error_rate": self.error_metrics.summarize("average"),
+                 "UA": metrics["UA"], "WA": metrics["WA"]}
+        if stage == sb.Stage.VALID:
+            lrs = self.hparams.lr_schedule(self.optimizer, epoch + 1)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": lrs[-1]},
+                train_stats={"loss": self.train_loss}, valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(meta={"error_rate": stats["error_rate"]}, min_keys=["error_rate"])
+        else:
+            self.collector.write_results(self.hparams.output_folder, self.eval_split)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"split": self.eval_split, "epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=stats,
+            )
+
+
+def dataio_prep(hparams, fold_paths):
+    """Datasets of the fold's train / hold-out / test splits with audio and label pipelines."""
+    label_encoder = hparams["label_encoder"]
+    label_encoder.load_or_create(
+        path=os.path.join(hparams["save_folder"], "label_encoder.txt"),
+        from_iterables=[hparams["emotions"]],
+    )
+    label_encoder.expect_len(len(hparams["emotions"]))
+
+    @sb.utils.data_pipeline.takes("emo")
+    @sb.utils.data_pipeline.provides("emo_encoded")
+    def label_pipeline(emo):
+        return label_encoder.encode_sequence_torch([emo])
+
+    datasets = {}
+    for split, path in fold_paths.items():
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_json(
+            path, replacements={"data_root": hparams["data_folder"]},
+            dynamic_items=[audio_pipeline(hparams["sample_rate"]), label_pipeline],
+            output_keys=["id", "sig", "emo_encoded"],
+        )
+    # Evaluation batches of similar durations waste less padding.
+    for split in ("holdout", "test"):
+        datasets[split] = datasets[split].filtered_sorted(sort_key="duration")
+    return datasets
+
+
+def main():
+    """Prepares IEMOCAP, builds the fold, transfers the encoder, trains and evaluates."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    if not hparams["skip_prep"]:
+        run_on_main(prepare_iemocap, kwargs={
+            "data_folder": hparams["data_folder"], "save_folder": hparams["manifest_folder"],
+        })
+    run_on_main(make_fold, kwargs={
+        "manifest_folder": hparams["manifest_folder"], "test_session": hparams["test_session"],
+        "save_folder": hparams["fold_folder"], "classes": hparams["emotions"],
+        "sessions": hparams["sessions"], "holdout": hparams["holdout"],
+        "holdout_share": hparams["holdout_share"], "seed": hparams["fold_seed"],
+    })
+    datasets = dataio_prep(hparams, fold_manifest_paths(hparams["fold_folder"]))
+
+    mode = hparams["mode"]
+    if mode != "scratch" and hparams["use_pretrained"]:
+        if not hparams["pretrained_encoder"]:
+            raise SystemExit(
+                f"error: mode {mode} transfers a speaker encoder: pass --pretrained_encoder "
+                "<folder with encoder.ckpt> (from recipes/train_speaker.py), or --use_pretrained False"
+            )
+        load_pretrained_encoder(hparams["encoder"], hparams["pretrained_encoder"],
+                                os.path.join(hparams["save_folder"], "pretrained"))
+    logger.info("Mode %s: encoder %d parameters, FC layers %d", mode,
+                count_parameters(hparams["encoder"]), count_parameters(hparams["classifier"]))
+
+    brain = EmotionBrain(
+        modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
+        run_opts=run_opts, checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        brain.hparams.epoch_counter, datasets["train"], datasets["holdout"],
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+        valid_loader_kwargs=hparams["eval_dataloader_opts"],
+    )
+    for split in ("holdout", "test"):
+        brain.eval_split = split
+        brain.evaluate(datasets[split], min_key="error_rate", test_loader_kwargs=hparams["eval_dataloader_opts"])
+
+
+if __name__ == "__main__":
+    main()
