@@ -21,6 +21,8 @@ setup(
         "scipy",
         "matplotlib",
         "tqdm",
+        "scikit-learn",
+        "espeakng-loader",
     ],
     entry_points={"console_scripts": []},
 )

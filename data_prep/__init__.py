@@ -1,0 +1,1 @@
+"""Corpus preparation: one module per corpus, raw corpus in, JSON manifests out."""

@@ -1,0 +1,460 @@
+"""Score fusion (mmer_lobes.fusion) on hand-computed cases, and recipes/fuse.py end to end."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mmer_lobes.fusion import (
+    FusionError,
+    LogRegFusion,
+    WeightedFusion,
+    ZNormFusion,
+    align_score_sets,
+    fusion_from_dict,
+    log_softmax,
+    make_fusion,
+    select_weight,
+    weight_grid,
+)
+from mmer_lobes.scores import ScoreFileError, ScoreSet, read_scores, write_scores
+
+CLASSES = ["ang", "hap", "neu", "sad"]
+
+
+def _two_class_set(groups):
+    """Builds a (speech, text) pair of 2-class score sets from (count, truth, speech margin,
+    text margin) groups: the margin is score[truth] - score[other]; positive means right."""
+    ids, labels, speech, text = [], [], [], []
+    for group, (count, truth, speech_margin, text_margin) in enumerate(groups):
+        for i in range(count):
+            ids.append(f"g{group}_{i}")
+            labels.append(["a", "b"][truth])
+            for rows, margin in ((speech, speech_margin), (text, text_margin)):
+                row = [0.0, 0.0]
+                row[truth] = margin
+                rows.append(row)
+    return (
+        ScoreSet(ids, labels, np.array(speech), ["a", "b"]),
+        ScoreSet(list(ids), list(labels), np.array(text), ["a", "b"]),
+    )
+
+
+# ----------------------------------------------------------------------------- weighted
+
+
+def test_weighted_combination_value():
+    fusion = WeightedFusion.from_dict({"method": "weighted", "classes": ["a", "b"], "weight": 0.3})
+    speech = np.array([[-0.1, -2.3], [-1.0, -0.5]])
+    text = np.array([[-1.2, -0.4], [-3.0, -0.1]])
+    fused = fusion.apply(speech, text)
+    # 0.3 * -0.1 + 0.7 * -1.2 = -0.87; 0.3 * -2.3 + 0.7 * -0.4 = -0.97; ...
+    np.testing.assert_allclose(fused, [[-0.87, -0.97], [-2.4, -0.22]], atol=1e-12)
+
+
+def test_weighted_extremes_return_one_modality():
+    speech = np.log([[0.9, 0.1], [0.3, 0.7]])
+    text = np.log([[0.2, 0.8], [0.6, 0.4]])
+    for weight, expected in ((1.0, speech), (0.0, text)):
+        fusion = fusion_from_dict({"method": "weighted", "classes": ["a", "b"], "weight": weight})
+        np.testing.assert_allclose(fusion.apply(speech, text), expected)
+
+
+def test_weight_grid():
+    grid = weight_grid(0.01)
+    assert len(grid) == 101 and grid[0] == 0.0 and grid[-1] == 1.0
+    assert 0.94 in grid.tolist() and 0.51 in grid.tolist()
+    assert weight_grid(0.3).tolist() == [0.0, 0.3, 0.6, 0.9, 1.0]
+    for step in (0, -0.1, 1.5):
+        with pytest.raises(FusionError, match="step"):
+            weight_grid(step)
+
+
+def test_grid_search_finds_the_band_and_breaks_ties_towards_half():
+    # group 0: speech right (+1), text wrong (-1.1): right iff w1 > 1.1 / 2.1 = 0.524
+    # group 1: speech wrong (-1), text right (+2.9): right iff w1 < 2.9 / 3.9 = 0.744
+    speech, text = _two_class_set([(3, 0, 1.0, -1.1), (3, 1, -1.0, 2.9), (4, 0, 1.0, 1.0)])
+    fusion = WeightedFusion(step=0.01).fit(speech, text)
+    assert 0.524 < fusion.weight < 0.744
+    assert fusion.weight == 0.53  # the optimal w1 closest to 0.5
+    assert fusion.holdout_objective == 100.0
+    optimal = [w for w, v in zip(fusion.grid, fusion.curve) if v == 100.0]
+    assert min(optimal) == 0.53 and max(optimal) == 0.74
+    assert fusion.apply(speech, text).argmax(axis=1).tolist() == speech.label_indices().tolist()
+    # a coarser grid: 0.55 is the first grid point in the band
+    assert WeightedFusion(step=0.05).fit(speech, text).weight == 0.55
+
+
+def test_grid_search_tie_break_from_below():
+    # mirrored: the band is [0.26, 0.47]; the optimal w1 closest to 0.5 is its top
+    # speech wrong (-1.1), text right (+1): right iff w1 < 1 / 2.1 = 0.476
+    # speech right (+2.9), text wrong (-1): right iff w1 > 1 / 3.9 = 0.256
+    speech, text = _two_class_set([(3, 0, -1.1, 1.0), (3, 1, 2.9, -1.0)])
+    fusion = WeightedFusion(step=0.01).fit(speech, text)
+    assert fusion.weight == 0.47
+
+
+def test_select_weight_rule():
+    grid = [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert select_weight(grid, [1, 2, 3, 2, 1]) == 0.5
+    assert select_weight(grid, [3, 1, 1, 1, 3]) == 0.0  # equally far from 0.5: the smaller
+    assert select_weight(grid, [1, 3, 1, 3, 3]) == 0.25
+    assert select_weight(grid, [1, 1, 1, 1, 3]) == 1.0
+
+
+def test_objective_ua_and_wa_pick_different_weights():
+    # class a: 15 easy + 5 right iff w1 > 1.4 / 2.4 = 0.583; class b: 1 easy + 1 right iff
+    # w1 < 1 / 2.4 = 0.417. WA prefers the 5 (21/22), UA the class-b utterance (87.5 vs 75).
+    groups = [(15, 0, 1.0, 1.0), (5, 0, 1.0, -1.4), (1, 1, 1.0, 1.0), (1, 1, -1.4, 1.0)]
+    speech, text = _two_class_set(groups)
+    ua = WeightedFusion(objective="UA").fit(speech, text)
+    wa = WeightedFusion(objective="wa").fit(speech, text)
+    assert (ua.weight, ua.holdout_objective) == (0.41, 87.5)
+    assert wa.weight == 0.59 and wa.holdout_objective == pytest.approx(100 * 21 / 22)
+    with pytest.raises(FusionError, match="objective"):
+        WeightedFusion(objective="F1")
+
+
+# ----------------------------------------------------------------------------- z-norm
+
+
+def test_znorm_known_statistics():
+    # speech hold-out columns: [1, 3] -> mean 2, std 1; [0, 0] -> mean 0, std 0 -> epsilon
+    # text hold-out columns: [2, 6] -> mean 4, std 2; [1, 3] -> mean 2, std 1
+    speech = ScoreSet(["u1", "u2"], ["a", "b"], np.array([[1.0, 0.0], [3.0, 0.0]]), ["a", "b"])
+    text = ScoreSet(["u1", "u2"], ["a", "b"], np.array([[2.0, 1.0], [6.0, 3.0]]), ["a", "b"])
+    fusion = ZNormFusion(epsilon=1e-3).fit(speech, text)
+    np.testing.assert_allclose(fusion.speech_mean, [2.0, 0.0])
+    np.testing.assert_allclose(fusion.speech_std, [1.0, 1e-3])
+    np.testing.assert_allclose(fusion.text_mean, [4.0, 2.0])
+    np.testing.assert_allclose(fusion.text_std, [2.0, 1.0])
+    fused = fusion.apply(np.array([[5.0, 0.002]]), np.array([[8.0, 0.0]]))
+    # z_speech = [3, 2], z_text = [2, -2] -> 0.5 * both = [2.5, 0]
+    np.testing.assert_allclose(fused, [[2.5, 0.0]], atol=1e-9)
+    weighted = ZNormFusion(weight=0.8, epsilon=1e-3).fit(speech, text)
+    np.testing.assert_allclose(weighted.apply(np.array([[5.0, 0.002]]), np.array([[8.0, 0.0]])),
+                               [[0.8 * 3 + 0.2 * 2, 0.8 * 2 + 0.2 * -2]], atol=1e-9)
+
+
+def test_znorm_scale_invariance():
+    # multiplying one modality's scores by 100 changes nothing after z-normalisation
+    rng = np.random.default_rng(1)
+    s = rng.normal(size=(20, 4))
+    t = rng.normal(size=(20, 4))
+    ids = [f"u{i}" for i in range(20)]
+    labels = [CLASSES[i % 4] for i in range(20)]
+    plain = ZNormFusion().fit(ScoreSet(ids, labels, s, CLASSES), ScoreSet(ids, labels, t, CLASSES))
+    scaled = ZNormFusion().fit(ScoreSet(ids, labels, s, CLASSES), ScoreSet(ids, labels, 100 * t, CLASSES))
+    np.testing.assert_allclose(plain.apply(s, t), scaled.apply(s, 100 * t))
+
+
+# ----------------------------------------------------------------------------- logreg
+
+
+def _synthetic(n, rng, noise=1.0, classes=CLASSES):
+    """Two noisy modalities: each sees the true class with a margin, plus noise."""
+    labels = rng.integers(0, len(classes), n)
+    sets = []
+    for _ in range(2):
+        logits = rng.normal(0.0, noise, (n, len(classes)))
+        logits[np.arange(n), labels] += 2.0
+        sets.append(log_softmax(logits))
+    ids = [f"utt{i:04d}" for i in range(n)]
+    names = [classes[i] for i in labels]
+    return (ScoreSet(ids, names, sets[0], list(classes)), ScoreSet(list(ids), list(names), sets[1], list(classes)))
+
+
+def test_logreg_beats_chance_and_round_trips():
+    rng = np.random.default_rng(0)
+    holdout, test = _synthetic(200, rng), _synthetic(200, rng)
+    fusion = LogRegFusion(C=1.0).fit(*holdout)
+    out = fusion.apply(*test)
+    assert out.shape == (200, 4)
+    np.testing.assert_allclose(np.exp(out).sum(axis=1), 1.0)  # proper log-posteriors
+    accuracy = (out.argmax(axis=1) == test[0].label_indices()).mean()
+    assert accuracy > 0.8  # chance is 0.25
+    params = json.loads(json.dumps(fusion.to_dict()))
+    assert params["method"] == "logreg" and np.array(params["coef"]).shape == (4, 8)
+    loaded = fusion_from_dict(params)
+    assert isinstance(loaded, LogRegFusion)
+    np.testing.assert_array_equal(loaded.apply(*test), out)
+
+
+def test_logreg_equals_scikit_learn_on_standardised_features():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(5)
+    speech, text = _synthetic(150, rng)
+    text = ScoreSet(text.ids, text.labels, 30.0 * text.scores - 7.0, text.classes)  # other scale
+    fusion = LogRegFusion(C=0.5).fit(speech, text)
+    features = np.concatenate([speech.scores, text.scores], axis=1)
+    mean, std = features.mean(axis=0), features.std(axis=0)
+    model = LogisticRegression(C=0.5, max_iter=1000).fit((features - mean) / std, speech.label_indices())
+    test_speech, test_text = _synthetic(50, rng)
+    test_features = np.concatenate([test_speech.scores, 30.0 * test_text.scores - 7.0], axis=1)
+    np.testing.assert_allclose(
+        fusion.apply(test_speech.scores, 30.0 * test_text.scores - 7.0),
+        model.predict_log_proba((test_features - mean) / std), atol=1e-8,
+    )
+
+
+def test_logreg_two_classes_and_absent_class():
+    rng = np.random.default_rng(2)
+    speech, text = _synthetic(100, rng, classes=["a", "b"])
+    out = LogRegFusion().fit(speech, text).apply(speech, text)
+    assert (out.argmax(axis=1) == speech.label_indices()).mean() > 0.8
+    # hold-out without class 'c': it gets (almost) zero probability, the others still work
+    sets = [ScoreSet(s.ids, s.labels, np.concatenate([s.scores, np.full((100, 1), -5.0)], axis=1),
+                     ["a", "b", "c"]) for s in (speech, text)]
+    fusion = LogRegFusion().fit(*sets)
+    out = fusion.apply(*sets)
+    assert np.all(np.isfinite(out)) and np.all(out[:, 2] < -100)
+    assert (out.argmax(axis=1) == speech.label_indices()).mean() > 0.8
+    one_class = [ScoreSet(s.ids, ["a"] * 100, s.scores, s.classes) for s in (speech, text)]
+    with pytest.raises(FusionError, match="two classes"):
+        LogRegFusion().fit(*one_class)
+
+
+# ----------------------------------------------------------------------------- all methods
+
+
+@pytest.mark.parametrize("method", ["weighted", "znorm", "logreg"])
+def test_round_trip_and_row_order(method):
+    rng = np.random.default_rng(3)
+    holdout, test = _synthetic(80, rng), _synthetic(40, rng)
+    fusion = make_fusion(method).fit(*holdout)
+    reference = fusion.apply(*test)
+    # permuting the text rows changes nothing: rows are matched by id
+    order = rng.permutation(40)
+    speech, text = test
+    permuted = ScoreSet([text.ids[i] for i in order], [text.labels[i] for i in order],
+                        text.scores[order], text.classes)
+    np.testing.assert_array_equal(fusion.apply(speech, permuted), reference)
+    # ... also when fitting
+    h_speech, h_text = holdout
+    order = rng.permutation(80)
+    h_permuted = ScoreSet([h_text.ids[i] for i in order], [h_text.labels[i] for i in order],
+                          h_text.scores[order], h_text.classes)
+    np.testing.assert_allclose(make_fusion(method).fit(h_speech, h_permuted).apply(*test), reference)
+    # to_dict is plain JSON and from_dict reproduces the outputs exactly
+    params = json.loads(json.dumps(fusion.to_dict()))
+    np.testing.assert_array_equal(fusion_from_dict(params).apply(*test), reference)
+    np.testing.assert_array_equal(type(fusion).from_dict(params).apply(*test), reference)
+
+
+def test_factory_and_misuse():
+    assert isinstance(make_fusion("weighted", step=0.05, objective="WA"), WeightedFusion)
+    assert isinstance(make_fusion("znorm"), ZNormFusion)
+    assert make_fusion("logreg", C=0.5).C == 0.5
+    with pytest.raises(FusionError, match="unknown fusion method 'mean'"):
+        make_fusion("mean")
+    with pytest.raises(FusionError, match=r"\['C'\].*weighted"):
+        make_fusion("weighted", C=1.0)
+    with pytest.raises(FusionError, match="fitted"):
+        ZNormFusion().apply(np.zeros((1, 2)), np.zeros((1, 2)))
+    with pytest.raises(FusionError, match="not 'znorm'"):
+        ZNormFusion.from_dict({"method": "weighted", "classes": ["a"], "weight": 0.5})
+    with pytest.raises(FusionError, match="unknown fusion method"):
+        fusion_from_dict({"weight": 0.5})
+    fusion = fusion_from_dict({"method": "weighted", "classes": ["a", "b"], "weight": 0.5})
+    with pytest.raises(FusionError, match=r"\(N, 2\)"):
+        fusion.apply(np.zeros((3, 2)), np.zeros((2, 2)))
+    with pytest.raises(FusionError, match="finite"):
+        fusion.apply(np.array([[0.0, np.nan]]), np.zeros((1, 2)))
+    other = ScoreSet(["u"], ["x"], np.zeros((1, 2)), ["x", "y"])
+    with pytest.raises(FusionError, match=r"fitted on \['a', 'b'\]"):
+        fusion.apply(other, other)
+
+
+# ----------------------------------------------------------------------------- mismatches
+
+
+def _pair(n=20):
+    rng = np.random.default_rng(4)
+    return _synthetic(n, rng)
+
+
+def test_mismatched_ids_are_named():
+    speech, text = _pair()
+    text = ScoreSet(text.ids[:17] + ["extra1", "extra2"], text.labels[:19], text.scores[:19], text.classes)
+    with pytest.raises(FusionError) as info:
+        align_score_sets(speech, text)
+    assert str(info.value) == "3 ids only in speech (first: utt0017), 2 only in text (first: extra1)"
+    assert isinstance(info.value, ScoreFileError)
+
+
+def test_mismatched_labels_are_named():
+    speech, text = _pair()
+    labels = list(text.labels)
+    original = labels[5]
+    labels[5] = "sad" if original != "sad" else "ang"
+    labels[9] = "sad" if labels[9] != "sad" else "ang"
+    with pytest.raises(FusionError) as info:
+        align_score_sets(speech, ScoreSet(text.ids, labels, text.scores, text.classes))
+    message = str(info.value)
+    assert message.startswith(f"utterance utt0005: label {original} in speech, {labels[5]} in text")
+    assert message.endswith("(1 more utterance differs)")
+
+
+def test_mismatched_classes_are_named():
+    speech, text = _pair()
+    reordered = ScoreSet(text.ids, text.labels, text.scores, ["hap", "ang", "neu", "sad"])
+    with pytest.raises(FusionError, match=r"class order differs: speech has \['ang', 'hap', 'neu', 'sad'\], "
+                                          r"text has \['hap', 'ang', 'neu', 'sad'\]"):
+        align_score_sets(speech, reordered)
+    other = ScoreSet(text.ids, text.labels, text.scores, ["ang", "hap", "neu", "fru"])
+    with pytest.raises(FusionError, match="classes differ"):
+        align_score_sets(speech, other)
+    with pytest.raises(FusionError, match="class order differs: A has"):
+        align_score_sets(speech, reordered, names=("A", "B"))
+
+
+def test_malformed_score_sets():
+    speech, text = _pair()
+    duplicate = ScoreSet(text.ids[:-1] + [text.ids[0]], text.labels, text.scores, text.classes)
+    with pytest.raises(FusionError, match="text: duplicate"):
+        align_score_sets(speech, duplicate)
+    unknown = ScoreSet(text.ids, ["fru"] + text.labels[1:], text.scores, text.classes)
+    with pytest.raises(FusionError, match=r"text: labels \['fru'\]"):
+        align_score_sets(speech, unknown)
+    bad_shape = ScoreSet(text.ids, text.labels, text.scores[:, :3], text.classes)
+    with pytest.raises(FusionError, match="shape"):
+        align_score_sets(speech, bad_shape)
+
+
+# ----------------------------------------------------------------------------- recipes/fuse.py
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _modality(labels, accuracy, rng, n_classes=4):
+    """Log-posteriors right with a clear margin on a random share of utterances, and wrong
+    with a small margin elsewhere (errors independent between two calls)."""
+    n = len(labels)
+    probs = np.full((n, n_classes), 0.1)
+    right = rng.random(n) < accuracy
+    for i, truth in enumerate(labels):
+        if right[i]:
+            probs[i, truth] = 0.7
+        else:
+            wrong = rng.choice([k for k in range(n_classes) if k != truth])
+            probs[i] = 0.15
+            probs[i, wrong], probs[i, truth] = 0.4, 0.3
+    probs *= np.exp(rng.normal(0.0, 0.1, probs.shape))
+    return np.log(probs / probs.sum(axis=1, keepdims=True))
+
+
+def _write_fold(root, seed=0):
+    rng = np.random.default_rng(seed)
+    for split, n in (("holdout", 160), ("test", 200)):
+        labels = rng.integers(0, 4, n)
+        ids = [f"Ses05F_{split}_{i:03d}" for i in range(n)]
+        names = [CLASSES[i] for i in labels]
+        order = rng.permutation(n)  # the text recipe wrote its rows in another order
+        speech = _modality(labels, 0.6, rng)
+        text = _modality(labels, 0.65, rng)
+        write_scores(os.path.join(root, "speech", "scores", f"{split}.csv"), ids, names, speech, CLASSES)
+        write_scores(os.path.join(root, "text", "scores", f"{split}.csv"),
+                     [ids[i] for i in order], [names[i] for i in order], text[order], CLASSES)
+    return os.path.join(root, "speech"), os.path.join(root, "text")
+
+
+def _fuse(speech, text, output, *extra):
+    return subprocess.run(
+        [sys.executable, "recipes/fuse.py", "hparams/fusion.yaml", "--speech_folder", speech,
+         "--text_folder", text, "--output_folder", output, *extra],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def fused_fold(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fuse")
+    speech, text = _write_fold(str(root))
+    output = str(root / "out")
+    result = _fuse(speech, text, output)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return speech, text, output, result
+
+
+def test_fuse_script_output_tree(fused_fold):
+    speech, text, output, result = fused_fold
+    assert os.path.isfile(os.path.join(output, "hyperparams.yaml"))
+    assert os.path.isfile(os.path.join(output, "summary.json"))
+    test_speech = read_scores(os.path.join(speech, "scores", "test.csv"))
+    for method in ("weighted", "znorm", "logreg"):
+        folder = os.path.join(output, method)
+        for name in ("scores/holdout.csv", "scores/test.csv", "metrics_test.json",
+                     "confusion_test.png", "fusion_params.json"):
+            assert os.path.isfile(os.path.join(folder, name)), (method, name)
+        with open(os.path.join(folder, "confusion_test.png"), "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+        fused = read_scores(os.path.join(folder, "scores", "test.csv"))
+        assert fused.ids == test_speech.ids and fused.labels == test_speech.labels
+        assert fused.classes == CLASSES
+        np.testing.assert_allclose(np.exp(fused.scores).sum(axis=1), 1.0, atol=1e-4)
+        with open(os.path.join(folder, "metrics_test.json")) as handle:
+            metrics = json.load(handle)
+        assert set(metrics) >= {"WA", "UA", "recall", "confusion", "n", "classes"}
+        assert metrics["n"] == 200 and metrics["classes"] == CLASSES
+        # the metrics are those of the written scores
+        truth = fused.label_indices()
+        assert metrics["WA"] == pytest.approx(100 * (fused.scores.argmax(axis=1) == truth).mean())
+        with open(os.path.join(folder, "fusion_params.json")) as handle:
+            params = json.load(handle)
+        assert params["method"] == method and params["objective"] == "UA"
+        assert params["params"]["method"] == method
+        assert isinstance(params["objective_value"], float)
+        # the stored parameters reproduce the written scores
+        pairs = align_score_sets(test_speech, read_scores(os.path.join(text, "scores", "test.csv")))
+        np.testing.assert_allclose(
+            log_softmax(fusion_from_dict(params["params"]).apply(*pairs)), fused.scores, atol=1e-5
+        )
+    for name in ("speech", "text", "weighted", "znorm", "logreg"):
+        assert name in result.stdout
+
+
+def test_fuse_script_beats_single_modalities(fused_fold):
+    _, _, output, _ = fused_fold
+    with open(os.path.join(output, "summary.json")) as handle:
+        results = json.load(handle)["results"]
+    single = max(results["speech"]["test_UA"], results["text"]["test_UA"])
+    best = max(results[m]["test_UA"] for m in ("weighted", "znorm", "logreg"))
+    assert best >= single
+    assert results["weighted"]["test_UA"] > single + 10  # independent errors: a big gain
+    assert results["znorm"]["w1"] == 0.5
+    assert 0.0 <= results["weighted"]["w1"] <= 1.0
+
+
+def test_fuse_script_overrides(fused_fold, tmp_path):
+    speech, text, _, _ = fused_fold
+    result = _fuse(speech, text, str(tmp_path), "--methods", "[weighted]", "--objective", "WA",
+                   "--grid_step", "0.1")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["hyperparams.yaml", "summary.json", "weighted"]
+    with open(tmp_path / "weighted" / "fusion_params.json") as handle:
+        params = json.load(handle)
+    assert params["objective"] == "WA" and params["params"]["step"] == 0.1
+    assert len(params["holdout_curve"]["w1"]) == 11
+
+
+def test_fuse_script_mismatched_inputs(fused_fold, tmp_path):
+    speech, text, _, _ = fused_fold
+    bad_text = tmp_path / "text"
+    scores = read_scores(os.path.join(text, "scores", "holdout.csv"))
+    write_scores(str(bad_text / "scores" / "holdout.csv"), scores.ids, scores.labels, scores.scores, CLASSES)
+    test = read_scores(os.path.join(text, "scores", "test.csv"))
+    write_scores(str(bad_text / "scores" / "test.csv"), test.ids[:-4], test.labels[:-4], test.scores[:-4], CLASSES)
+    result = _fuse(speech, str(bad_text), str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "4 ids only in speech" in result.stderr and "test.csv" in result.stderr
+    assert not os.path.exists(tmp_path / "out")
+    # a missing score file
+    os.remove(bad_text / "scores" / "test.csv")
+    result = _fuse(speech, str(bad_text), str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "test.csv" in result.stderr and "No such file" in result.stderr
