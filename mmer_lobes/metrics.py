@@ -21,8 +21,8 @@ def confusion_matrix(true_indices, predicted_indices, n_classes):
     >>> confusion_matrix([0, 0, 1, 2], [0, 1, 1, 2], 3).tolist()
     [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
     """
-    true_indices = np.asarray(true_indices, dtype=np.int64)
-    predicted_indices = np.asarray(predicted_indices, dtype=np.int64)
+    true_indices = _as_indices(true_indices, "true")
+    predicted_indices = _as_indices(predicted_indices, "predicted")
     if true_indices.shape != predicted_indices.shape:
         raise ValueError(
             f"{true_indices.size} true labels but {predicted_indices.size} predictions"
@@ -33,6 +33,14 @@ def confusion_matrix(true_indices, predicted_indices, n_classes):
     counts = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(counts, (true_indices, predicted_indices), 1)
     return counts
+
+
+def _as_indices(values, name):
+    """Class indices as int64, refusing non-integer values instead of truncating them."""
+    array = np.asarray(values)
+    if array.size and not np.all(np.equal(np.mod(array, 1), 0)):
+        raise ValueError(f"{name} class indices must be integers")
+    return array.astype(np.int64)
 
 
 def row_normalize(counts):
@@ -72,6 +80,14 @@ def summarize_confusion(counts, class_names):
     (62.5, 62.5, {'ang': 75.0, 'sad': 50.0})
     """
     counts = np.asarray(counts, dtype=np.int64)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"a confusion matrix must be square, got shape {counts.shape}")
+    if counts.shape[0] != len(class_names):
+        raise ValueError(
+            f"{counts.shape[0]} classes in the confusion matrix but {len(class_names)} class names"
+        )
+    if (counts < 0).any():
+        raise ValueError("confusion counts must not be negative")
     total = int(counts.sum())
     if total == 0:
         raise ValueError("cannot compute metrics on an empty confusion matrix")

@@ -189,7 +189,27 @@ class ResNetEncoder(nn.Module):
 
     def forward(self, feats, lengths=None):
         """Maps features ``(batch, time, n_mels)`` to pooled statistics ``(batch, output_size)``."""
-        return self.pooling(self.trunk(feats), lengths)
+        frames = self.trunk(feats)
+        if lengths is not None:
+            lengths = trunk_lengths(lengths, feats.shape[1], frames.shape[1])
+        return self.pooling(frames, lengths)
+
+
+def trunk_lengths(lengths, input_frames, output_frames):
+    """Relative lengths after the trunk's three stride-2 stages.
+
+    A stride-2, padding-1 convolution maps ``n`` valid frames to ``ceil(n / 2)``, so an
+    utterance keeps ``ceil(valid / 8)`` frames whether it is alone or padded in a batch.
+
+    Example
+    -------
+    >>> trunk_lengths(torch.tensor([20 / 64, 1.0]), 64, 8).tolist()
+    [0.375, 1.0]
+    """
+    valid = torch.clamp(torch.round(lengths * input_frames), min=1)
+    for _ in range(3):
+        valid = torch.ceil(valid / 2)
+    return valid / output_frames
 
 
 class EmbeddingClassifier(nn.Module):

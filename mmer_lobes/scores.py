@@ -129,8 +129,12 @@ def read_scores(path):
     if not rows or rows[0][:2] != ["id", "label"] or len(rows[0]) < 3:
         raise ScoreFileError(f"{path}: the header must be 'id,label,<class>,...'")
     classes = rows[0][2:]
-    ids, labels, scores = [], [], []
+    if len(set(classes)) != len(classes):
+        raise ScoreFileError(f"{path}: the header repeats a class: {classes}")
+    ids, labels, scores, first_line = [], [], [], {}
     for line_number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
         if len(row) != len(classes) + 2:
             raise ScoreFileError(
                 f"{path}, line {line_number}: expected {len(classes) + 2} fields, got {len(row)}"
@@ -145,11 +149,15 @@ def read_scores(path):
             raise ScoreFileError(
                 f"{path}, line {line_number}: label '{row[1]}' is not one of {classes}"
             )
+        if row[0] in first_line:
+            raise ScoreFileError(
+                f"{path}, line {line_number}: duplicate utterance id {row[0]} "
+                f"(first on line {first_line[row[0]]})"
+            )
+        first_line[row[0]] = line_number
         ids.append(row[0])
         labels.append(row[1])
         scores.append(values)
     if not ids:
         raise ScoreFileError(f"{path}: no utterances")
-    if len(set(ids)) != len(ids):
-        raise ScoreFileError(f"{path}: duplicate utterance ids")
     return ScoreSet(ids, labels, np.array(scores, dtype=np.float64), classes)

@@ -72,7 +72,7 @@ def test_write_errors_leave_nothing(tmp_path, ids, labels, values, message):
         (HEADER + "u1,ang,-1,-2,-inf,-4\n", ", line 2", "finite"),
         (HEADER + "u1,ang,-1,-2,inf,-4\n", ", line 2", "finite"),
         (HEADER + "u1,ang,-1,-2,-3,-4\nu2,fru,-1,-2,-3,-4\n", ", line 3", "'fru' is not one of"),
-        (HEADER + "u1,ang,-1,-2,-3,-4\nu1,sad,-1,-2,-3,-4\n", "", "duplicate utterance ids"),
+        (HEADER + "u1,ang,-1,-2,-3,-4\nu1,sad,-1,-2,-3,-4\n", ", line 3", "duplicate utterance id u1"),
         ("", "", "header"),
         (HEADER, "", "no utterances"),
     ],
@@ -95,7 +95,6 @@ def test_score_file_error_is_a_value_error():
     assert issubclass(ScoreFileError, ValueError)
 
 
-@pytest.mark.xfail(strict=True, reason="read_scores does not name the duplicate id and its line yet")
 def test_duplicate_id_names_the_id_and_line(tmp_path):
     path = _write(tmp_path, HEADER + "u1,ang,-1,-2,-3,-4\nu2,ang,-1,-2,-3,-4\nu1,sad,-1,-2,-3,-4\n")
     with pytest.raises(ScoreFileError, match="line 4") as info:
@@ -103,8 +102,12 @@ def test_duplicate_id_names_the_id_and_line(tmp_path):
     assert "u1" in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="read_scores accepts repeated class names in the header")
 def test_repeated_class_names_are_rejected(tmp_path):
     path = _write(tmp_path, "id,label,ang,sad,sad\nu1,ang,-1,-2,-3\n")
     with pytest.raises(ScoreFileError, match="header"):
         read_scores(path)
+
+
+def test_blank_lines_are_skipped(tmp_path):
+    path = _write(tmp_path, HEADER + "u1,ang,-1,-2,-3,-4\n\nu2,sad,-4,-3,-2,-1\n\n")
+    assert read_scores(path).ids == ["u1", "u2"]
