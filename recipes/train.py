@@ -19,12 +19,12 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from data_prep.iemocap_prepare import prepare_iemocap
-from mmer_lobes.audio import audio_pipeline
+from data_prep.iemocap_prepare import IemocapPrepError, prepare_iemocap
+from mmer_lobes.audio import AudioError, audio_pipeline
 from mmer_lobes.evaluation import ScoreCollector
-from mmer_lobes.folds import fold_manifest_paths, make_fold
+from mmer_lobes.folds import FoldError, fold_manifest_paths, make_fold
 from mmer_lobes.resnet import count_parameters
-from mmer_lobes.transfer import load_pretrained_encoder, transfer_param_groups
+from mmer_lobes.transfer import EncoderMismatchError, load_pretrained_encoder, transfer_param_groups
 
 logger = logging.getLogger(__name__)
 
@@ -181,4 +181,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (IemocapPrepError, FoldError, EncoderMismatchError, AudioError) as error:
+        # Bad input gets one clear line, not a traceback from deep inside the toolkit.
+        sys.exit(f"train.py: error: {error}")

@@ -21,8 +21,8 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.metric_stats import EER, minDCF
 from tqdm import tqdm
 
-from data_prep.voxceleb_prepare import prepare_voxceleb
-from mmer_lobes.audio import audio_pipeline
+from data_prep.voxceleb_prepare import VoxcelebPrepError, prepare_voxceleb
+from mmer_lobes.audio import AudioError, audio_pipeline
 from mmer_lobes.files import atomic_write_json
 from mmer_lobes.resnet import count_parameters
 from mmer_lobes.transfer import ENCODER_FILE
@@ -234,4 +234,8 @@ def export_encoder(encoder, folder):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (VoxcelebPrepError, AudioError) as error:
+        # Bad input gets one clear line, not a traceback from deep inside the toolkit.
+        sys.exit(f"train_speaker.py: error: {error}")

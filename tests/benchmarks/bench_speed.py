@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Training and inference speed of the speech and text models on this machine.
+
+    python tests/benchmarks/bench_speed.py --output results/bench.md
+
+Speech figures are audio seconds processed per wall second (a batch of 32 segments of 2 s,
+log-mel features precomputed); the named baseline, run in the same process on the same
+input, is SpeechBrain's ECAPA-TDNN speaker encoder (lobes.models.ECAPA_TDNN, its recipe's
+default size), so each row also reads as a ratio against it. Text figures are utterances
+per second with the default MiniLM model.
+"""
+import argparse
+import os
+import platform
+import time
+
+import torch
+
+from mmer_lobes.files import atomic_write_text
+from mmer_lobes.resnet import EmbeddingClassifier, ResNetEncoder
+
+BATCH, SECONDS, FRAMES_PER_SECOND, REPEATS = 32, 2.0, 100, 3
+
+
+def best_time(step, repeats=REPEATS):
+    """Fastest of ``repeats`` runs of ``step`` after one warm-up run."""
+    step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def speech_rates(encoder, head, n_mels):
+    """(train, inference) audio seconds per second of an encoder + head."""
+    feats = torch.randn(BATCH, int(SECONDS * FRAMES_PER_SECOND), n_mels)
+    labels = torch.randint(0, 4, (BATCH,))
+    lengths = torch.ones(BATCH)
+    params = list(encoder.parameters()) + list(head.parameters())
+    optimizer = torch.optim.SGD(params, lr=1e-3)
+
+    def train_step():
+        encoder.train(), head.train()
+        loss = torch.nn.functional.cross_entropy(head(encoder(feats, lengths).squeeze(1)), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    def infer_step():
+        encoder.eval(), head.eval()
+        with torch.no_grad():
+            head(encoder(feats, lengths).squeeze(1))
+
+    audio = BATCH * SECONDS
+    return audio / best_time(train_step), audio / best_time(infer_step)
+
+
+def text_rates():
+    """(train, inference) utterances per second of the default BERT emotion classifier."""
+    from mmer_lobes.text import BertEmotionClassifier, default_text_model_path, encode_texts, load_tokenizer
+
+    source = default_text_model_path()
+    tokenizer = load_tokenizer(source)
+    model = BertEmotionClassifier(source, n_classes=4)
+    texts = ["I can't believe you did that to me, again."] * BATCH
+    tokens, lengths = encode_texts(tokenizer, texts, max_length=128)
+    labels = torch.randint(0, 4, (BATCH,))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-5)
+
+    def train_step():
+        model.train()
+        loss = torch.nn.functional.nll_loss(model(tokens, lengths), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    def infer_step():
+        model.eval()
+        with torch.no_grad():
+            model(tokens, lengths)
+
+    return BATCH / best_time(train_step), BATCH / best_time(infer_step)
+
+
+class _EcapaHead(torch.nn.Module):
+    def __init__(self, size):
+        super().__init__()
+        self.linear = torch.nn.Linear(size, 4)
+
+    def forward(self, x):
+        return self.linear(x.reshape(x.shape[0], -1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default="results/bench.md")
+    args = parser.parse_args()
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    torch.manual_seed(0)
+    rows = []
+    ecapa = ECAPA_TDNN(input_size=80, lin_neurons=192)
+    base_train, base_infer = speech_rates(ecapa, _EcapaHead(192), 80)
+    rows.append(("ECAPA-TDNN (SpeechBrain, 80 fbank) — baseline", base_train, base_infer))
+    for label, n_mels, channels in (
+        ("ResNet34 default (128 mels, 32-64-128-256)", 128, [32, 64, 128, 256]),
+        ("ResNet34 demo (64 mels, 4-8-16-32)", 64, [4, 8, 16, 32]),
+    ):
+        encoder = ResNetEncoder(n_mels, channels)
+        head = EmbeddingClassifier(encoder.output_size, 4, 512 if channels[0] == 32 else 64)
+        train, infer = speech_rates(encoder, head, n_mels)
+        rows.append((label, train, infer))
+    text_train, text_infer = text_rates()
+
+    lines = [
+        "# Speed benchmark",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads. Command: `make bench`.",
+        "",
+        f"Speech: batch of {BATCH} segments of {SECONDS:.0f} s (precomputed features), best of {REPEATS}.",
+        "",
+        "| model | train (audio s / s) | × baseline | inference (audio s / s) | × baseline |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, train, infer in rows:
+        lines.append(f"| {label} | {train:.1f} | {train / base_train:.2f} | {infer:.1f} | {infer / base_infer:.2f} |")
+    lines += [
+        "",
+        f"Text (default all-MiniLM-L6-v2, batch {BATCH}, a 10-word sentence):",
+        f"training {text_train:.1f} utterances/s, inference {text_infer:.1f} utterances/s.",
+        "",
+    ]
+    report = "\n".join(lines)
+    atomic_write_text(args.output, report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
