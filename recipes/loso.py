@@ -39,6 +39,9 @@ class Job:
         self.name = name
         self.output_folder = output_folder
         self.done_files = [os.path.join(output_folder, f) for f in done_files]
+        if not os.path.isfile(hparams_file):
+            # Relative to the repository when not found from the current folder.
+            hparams_file = os.path.join(os.path.dirname(RECIPES), hparams_file)
         self.command = [sys.executable, os.path.join(RECIPES, script), hparams_file]
         for key, value in overrides.items():
             self.command.append(f"--{key}={_yaml_value(value)}")
