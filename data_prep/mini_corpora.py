@@ -85,14 +85,14 @@ BASE_RATE_WPM = 165  # words per minute
 BASE_PITCH = 50  # 0-100, relative to the voice variant's own pitch
 BASE_PITCH_RANGE = 50  # 0-100; 0 is monotone
 BASE_LEVEL_DBFS = -27.0  # speech RMS level
-RATE_WPM_PER_Z = 28.0  # one unit of the prosody space below, in each parameter's units
-PITCH_PER_Z = 10.0  # about 10 % of f0
-PITCH_RANGE_PER_Z = 15.0
+RATE_WPM_PER_Z = 40.0  # one unit of the prosody space below, in each parameter's units
+PITCH_PER_Z = 18.0  # about 18 % of f0
+PITCH_RANGE_PER_Z = 22.0
 LEVEL_DB_PER_Z = 3.0
 # Vocal effort also tilts the spectrum (louder speech is brighter): dB at the 8 kHz band edge,
 # relative to 0 Hz, per standard unit of level. Unlike the level itself, the tilt survives a
 # recipe's per-utterance feature normalisation.
-EFFORT_TILT_DB_PER_Z = 3.0
+EFFORT_TILT_DB_PER_Z = 6.0
 RATE_WPM_LIMITS = (110, 280)
 PITCH_LIMITS = (5, 95)
 PITCH_RANGE_LIMITS = (5, 100)

@@ -119,8 +119,11 @@ def build_jobs(hparams):
             speaker_folder, ["verification.json", "encoder/encoder.ckpt"],
         ))
         encoder = os.path.join(speaker_folder, "encoder")
+    # The fold definition goes to both modalities, so their hold-out sets (which fusion is
+    # trained on) are the same utterances.
     common = {"data_folder": hparams["data_folder"], "manifest_folder": hparams["manifest_folder"],
-              "skip_prep": True}
+              "skip_prep": True, "holdout": hparams["holdout"], "holdout_share": hparams["holdout_share"],
+              "fold_seed": hparams["fold_seed"]}
     fold_jobs, fusion_jobs = [], []
     for session in hparams["test_sessions"]:
         for mode in hparams["speech_modes"]:
