@@ -36,8 +36,6 @@ Errors in the corpus (missing folders or wavs, corrupt wavs, unparsable
 evaluation lines) raise ``IemocapPrepError`` with a message naming the file;
 the CLI prints it and exits with status 2.
 """
-import argparse
-import json
 import logging
 import os
 import re
@@ -45,9 +43,9 @@ import sys
 from collections import Counter
 from typing import NamedTuple, Optional, Tuple
 
-import soundfile
 from tqdm import tqdm
 
+from data_prep import prepare_common
 from mmer_lobes.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -67,7 +65,7 @@ FULL_CORPUS_COUNTS = {"ang": 1103, "hap": 1636, "neu": 1708, "sad": 1084}
 # taken to be the full corpus, so a miscount there is a bug or a damaged copy.
 FULL_CORPUS_MIN_TURNS = 10000
 
-OPTIONS_FILE = "prepare_opts.json"
+OPTIONS_FILE = prepare_common.OPTIONS_FILE
 
 # Bumped when the manifest fields change, so old manifests are not reused.
 MANIFEST_FORMAT_VERSION = 1
@@ -280,27 +278,18 @@ def wav_duration(path):
     """Duration in seconds of a wav file, read from its header (no decoding).
 
     Raises ``IemocapPrepError`` naming the file when it is missing, unreadable
-    or holds no samples.
+    or holds no samples (see ``prepare_common.read_wav_header``).
 
     Example
     -------
     >>> import os, tempfile, numpy, soundfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
-    >>> soundfile.write(path, numpy.zeros(8000), 16000)
+    >>> path = os.path.join(tempfile.mkdtemp(), "Ses01F_impro01_F000.wav")
+    >>> soundfile.write(path, numpy.zeros(20000), 16000)
     >>> wav_duration(path)
-    0.5
+    1.25
     """
-    if not os.path.isfile(path):
-        raise IemocapPrepError(f"missing wav file: {path}")
-    try:
-        info = soundfile.info(path)
-    except (RuntimeError, OSError) as err:
-        raise IemocapPrepError(
-            f"cannot read the wav header of {path} (corrupt or truncated file): {err}"
-        ) from err
-    if info.frames <= 0:
-        raise IemocapPrepError(f"empty wav file (0 samples, truncated?): {path}")
-    return round(info.frames / info.samplerate, 4)
+    n_samples, sample_rate = prepare_common.read_wav_header(path, IemocapPrepError)
+    return round(n_samples / sample_rate, 4)
 
 
 def find_session_folders(data_folder, sessions=ALL_SESSIONS):
@@ -629,7 +618,7 @@ def prepare_iemocap(
         "manifest_format": MANIFEST_FORMAT_VERSION,
     }
     options_path = os.path.join(save_folder, OPTIONS_FILE)
-    if _preparation_is_done(options_path, manifest_paths.values(), options):
+    if prepare_common.preparation_is_done(options_path, manifest_paths.values(), options):
         message = f"IEMOCAP manifests in {save_folder} are up to date (same options): skipping preparation"
         logger.info(message)
         print(message)
@@ -701,46 +690,30 @@ def _warn_about_empty_transcripts(manifests):
         )
 
 
-def _preparation_is_done(options_path, output_paths, options):
-    """True when every output exists and the saved options equal ``options``."""
-    if not all(os.path.isfile(path) for path in output_paths) or not os.path.isfile(options_path):
-        return False
-    try:
-        with open(options_path, encoding="utf-8") as handle:
-            saved = json.load(handle)
-    except (OSError, ValueError):
-        return False
-    return saved == json.loads(json.dumps(options))
-
-
 def _write_manifests(save_folder, options_path, manifest_paths, manifests, options):
     """Writes every manifest atomically, then the options file that marks the work done."""
-    try:
-        os.makedirs(save_folder, exist_ok=True)
-    except OSError as err:
-        raise IemocapPrepError(f"cannot create the save folder {save_folder}: {err}") from err
-    # The options file goes first and comes back last: a crash in between
-    # leaves no stale claim that the manifests match these options.
-    if os.path.exists(options_path):
-        os.remove(options_path)
-    for session, path in manifest_paths.items():
-        atomic_write_json(path, dict(sorted(manifests[session].items())))
-    atomic_write_json(options_path, options)
+
+    def write_manifests():
+        for session, path in manifest_paths.items():
+            atomic_write_json(path, dict(sorted(manifests[session].items())))
+
+    prepare_common.write_outputs_then_options(
+        save_folder, options_path, options, write_manifests, IemocapPrepError
+    )
 
 
 def main(argv=None):
-    """Command-line entry point; returns the exit status (2 on bad input).
+    """IEMOCAP command-line entry point; returns the exit status (2 on a bad corpus).
 
     Example
     -------
-    >>> main(["--data_folder", "/no/such/folder", "--save_folder", "/tmp/x"])
+    >>> main(["--data_folder", "/no/such/IEMOCAP_full_release", "--save_folder", "/tmp/x"])
     2
     """
-    parser = argparse.ArgumentParser(
-        description="Write IEMOCAP Session{k}.json manifests for emotion recognition."
+    parser = prepare_common.prepare_argument_parser(
+        "Write IEMOCAP Session{k}.json manifests for emotion recognition.",
+        data_folder_help="the IEMOCAP_full_release folder",
     )
-    parser.add_argument("--data_folder", required=True, help="the IEMOCAP_full_release folder")
-    parser.add_argument("--save_folder", required=True, help="where the manifests are written")
     parser.add_argument(
         "--keep_all_labels",
         action="store_true",
@@ -749,18 +722,16 @@ def main(argv=None):
     parser.add_argument(
         "--sessions", type=int, nargs="+", default=list(ALL_SESSIONS), help="sessions to prepare"
     )
-    args = parser.parse_args(argv)
-    try:
+
+    def prepare(args):
         prepare_iemocap(
             args.data_folder,
             args.save_folder,
             label_map=None if args.keep_all_labels else DEFAULT_LABEL_MAP,
             sessions=args.sessions,
         )
-    except IemocapPrepError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return prepare_common.run_prepare_cli(parser, argv, prepare, IemocapPrepError)
 
 
 if __name__ == "__main__":

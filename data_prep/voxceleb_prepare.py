@@ -44,17 +44,15 @@ used when present. Bad input (a missing folder, m4a-only data, a corrupt wav,
 a trial list naming a missing file) raises ``VoxcelebPrepError`` with a
 message naming the file; the CLI prints it and exits with status 2.
 """
-import argparse
-import json
 import logging
 import os
 import random
 import sys
 from typing import NamedTuple, Optional
 
-import soundfile
 from tqdm import tqdm
 
+from data_prep import prepare_common
 from mmer_lobes.files import atomic_open, atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -64,7 +62,7 @@ TRAIN_MANIFEST = "train.json"
 VALID_MANIFEST = "valid.json"
 TEST_MANIFEST = "test.json"
 TRIALS_FILE = "trials.txt"
-OPTIONS_FILE = "prepare_opts.json"
+OPTIONS_FILE = prepare_common.OPTIONS_FILE
 
 # Bumped when the manifest fields change, so old manifests are not reused.
 MANIFEST_FORMAT_VERSION = 1
@@ -291,30 +289,20 @@ def read_trial_list(path, wav_folder):
 
 
 def wav_info(path):
-    """``(n_samples, sample_rate)`` of a wav, read from its header (no decoding).
+    """``(n_samples, sample_rate)`` of a wav, read from its header; errors are ``VoxcelebPrepError``.
 
-    Raises ``VoxcelebPrepError`` naming the file when it is missing, unreadable
-    or holds no samples.
+    See ``prepare_common.read_wav_header``: a missing, unreadable or empty
+    file raises, naming the file.
 
     Example
     -------
     >>> import os, tempfile, numpy, soundfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
-    >>> soundfile.write(path, numpy.zeros(8000), 16000)
-    >>> wav_info(path)
-    (8000, 16000)
+    >>> root = tempfile.mkdtemp()
+    >>> soundfile.write(os.path.join(root, "00001.wav"), numpy.zeros(4000), 8000)
+    >>> wav_info(os.path.join(root, "00001.wav"))
+    (4000, 8000)
     """
-    if not os.path.isfile(path):
-        raise VoxcelebPrepError(f"missing wav file: {path}")
-    try:
-        info = soundfile.info(path)
-    except (RuntimeError, OSError) as err:
-        raise VoxcelebPrepError(
-            f"cannot read the wav header of {path} (corrupt or truncated file): {err}"
-        ) from err
-    if info.frames <= 0:
-        raise VoxcelebPrepError(f"empty wav file (0 samples, truncated?): {path}")
-    return info.frames, info.samplerate
+    return prepare_common.read_wav_header(path, VoxcelebPrepError)
 
 
 def file_entries(wav_folder, relative_path, seg_dur=None):
@@ -428,7 +416,7 @@ def prepare_voxceleb(
         "manifest_format": MANIFEST_FORMAT_VERSION,
     }
     options_path = os.path.join(save_folder, OPTIONS_FILE)
-    if _preparation_is_done(options_path, output_paths.values(), options):
+    if prepare_common.preparation_is_done(options_path, output_paths.values(), options):
         message = f"VoxCeleb manifests in {save_folder} are up to date (same options): skipping preparation"
         logger.info(message)
         print(message)
@@ -534,57 +522,41 @@ def _checked_split_ratio(split_ratio):
     return train_share, valid_share
 
 
-def _preparation_is_done(options_path, output_paths, options):
-    """True when every output exists and the saved options equal ``options``."""
-    if not all(os.path.isfile(path) for path in output_paths) or not os.path.isfile(options_path):
-        return False
-    try:
-        with open(options_path, encoding="utf-8") as handle:
-            saved = json.load(handle)
-    except (OSError, ValueError):
-        return False
-    return saved == json.loads(json.dumps(options))
-
-
 def _write_outputs(save_folder, options_path, output_paths, train, valid, trials, test, options):
     """Writes every output atomically, then the options file that marks the work done."""
-    try:
-        os.makedirs(save_folder, exist_ok=True)
-    except OSError as err:
-        raise VoxcelebPrepError(f"cannot create the save folder {save_folder}: {err}") from err
-    # The options file goes first and comes back last: a crash in between
-    # leaves no stale claim that the outputs match these options.
-    if os.path.exists(options_path):
-        os.remove(options_path)
-    atomic_write_json(output_paths["train"], train)
-    atomic_write_json(output_paths["valid"], valid)
-    if "trials" in output_paths:
-        with atomic_open(output_paths["trials"]) as handle:
-            for trial in trials:
-                handle.write(f"{trial.label} {trial.enrol} {trial.test}\n")
-        atomic_write_json(output_paths["test"], test)
-    else:
-        # Without a trial list, trials from an earlier run no longer describe the manifests.
-        for name in (TRIALS_FILE, TEST_MANIFEST):
-            stale = os.path.join(save_folder, name)
-            if os.path.exists(stale):
-                os.remove(stale)
-    atomic_write_json(options_path, options)
+
+    def write_outputs():
+        atomic_write_json(output_paths["train"], train)
+        atomic_write_json(output_paths["valid"], valid)
+        if "trials" in output_paths:
+            with atomic_open(output_paths["trials"]) as handle:
+                for trial in trials:
+                    handle.write(f"{trial.label} {trial.enrol} {trial.test}\n")
+            atomic_write_json(output_paths["test"], test)
+        else:
+            # Without a trial list, trials from an earlier run no longer describe the manifests.
+            for name in (TRIALS_FILE, TEST_MANIFEST):
+                stale = os.path.join(save_folder, name)
+                if os.path.exists(stale):
+                    os.remove(stale)
+
+    prepare_common.write_outputs_then_options(
+        save_folder, options_path, options, write_outputs, VoxcelebPrepError
+    )
 
 
 def main(argv=None):
-    """Command-line entry point; returns the exit status (2 on bad input).
+    """VoxCeleb command-line entry point; returns the exit status (2 on bad input).
 
     Example
     -------
-    >>> main(["--data_folder", "/no/such/folder", "--save_folder", "/tmp/x"])
+    >>> main(["--data_folder", "/no/such/voxceleb", "--save_folder", "/tmp/x"])
     2
     """
-    parser = argparse.ArgumentParser(
-        description="Write VoxCeleb train/valid manifests and a checked trial list."
+    parser = prepare_common.prepare_argument_parser(
+        "Write VoxCeleb train/valid manifests and a checked trial list.",
+        data_folder_help="VoxCeleb folder holding wav/",
     )
-    parser.add_argument("--data_folder", required=True, help="VoxCeleb folder holding wav/")
-    parser.add_argument("--save_folder", required=True, help="where the manifests are written")
     parser.add_argument(
         "--verification_pairs_file",
         default=None,
@@ -598,8 +570,8 @@ def main(argv=None):
         help="train / valid shares of each speaker's utterances",
     )
     parser.add_argument("--seed", type=int, default=1234, help="seed of the train / valid split")
-    args = parser.parse_args(argv)
-    try:
+
+    def prepare(args):
         prepare_voxceleb(
             args.data_folder,
             args.save_folder,
@@ -608,10 +580,8 @@ def main(argv=None):
             seg_dur=args.seg_dur,
             seed=args.seed,
         )
-    except VoxcelebPrepError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return prepare_common.run_prepare_cli(parser, argv, prepare, VoxcelebPrepError)
 
 
 if __name__ == "__main__":

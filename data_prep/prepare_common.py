@@ -1,0 +1,155 @@
+"""Helpers shared by the corpus preparation scripts (IEMOCAP, VoxCeleb).
+
+SpeechBrain-style skipping: a preparation saves its options in an options
+file beside its outputs, written last; a later run with the same options and
+every output present skips the work. Wav headers are read without decoding,
+and every corpus error names the file, raised as the caller's error class.
+"""
+import argparse
+import json
+import os
+import sys
+
+import soundfile
+
+from mmer_lobes.files import atomic_write_json
+
+# Beside the outputs: the options of the run that wrote them, written last.
+OPTIONS_FILE = "prepare_opts.json"
+
+
+def preparation_is_done(options_path, output_paths, options):
+    """True when every output and the options file exist and the saved options equal ``options``.
+
+    ``options`` is compared after a JSON round trip (tuples become lists), as
+    it was saved. An unreadable or corrupt options file means "not done".
+
+    Example
+    -------
+    >>> import json, os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> options_path = os.path.join(folder, "prepare_opts.json")
+    >>> output = os.path.join(folder, "train.json")
+    >>> _ = open(output, "w").write("{}")
+    >>> preparation_is_done(options_path, [output], {"seed": 1})
+    False
+    >>> _ = open(options_path, "w").write(json.dumps({"seed": 1, "ratio": [90, 10]}))
+    >>> preparation_is_done(options_path, [output], {"seed": 1, "ratio": (90, 10)})
+    True
+    >>> preparation_is_done(options_path, [output], {"seed": 2, "ratio": (90, 10)})
+    False
+    """
+    if not all(os.path.isfile(path) for path in output_paths) or not os.path.isfile(options_path):
+        return False
+    try:
+        with open(options_path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return saved == json.loads(json.dumps(options))
+
+
+def write_outputs_then_options(save_folder, options_path, options, write_outputs, error_class=OSError):
+    """Creates ``save_folder``, runs ``write_outputs()``, then writes the options file.
+
+    The old options file is removed first and the new one written last, so a
+    crash in between leaves no stale claim that the outputs match these
+    options. ``write_outputs`` should write each output atomically. A save
+    folder that cannot be created raises ``error_class`` naming the folder.
+
+    Example
+    -------
+    >>> import json, os, tempfile
+    >>> folder = os.path.join(tempfile.mkdtemp(), "out")
+    >>> options_path = os.path.join(folder, "prepare_opts.json")
+    >>> def write_outputs():
+    ...     assert not os.path.exists(options_path)
+    ...     atomic_write_json(os.path.join(folder, "train.json"), {"u1": {}})
+    >>> write_outputs_then_options(folder, options_path, {"seed": 1}, write_outputs)
+    >>> sorted(os.listdir(folder)), json.load(open(options_path))
+    (['prepare_opts.json', 'train.json'], {'seed': 1})
+    """
+    try:
+        os.makedirs(save_folder, exist_ok=True)
+    except OSError as err:
+        raise error_class(f"cannot create the save folder {save_folder}: {err}") from err
+    if os.path.exists(options_path):
+        os.remove(options_path)
+    write_outputs()
+    atomic_write_json(options_path, options)
+
+
+def read_wav_header(path, error_class=ValueError):
+    """``(n_samples, sample_rate)`` of a wav, read from its header (no decoding).
+
+    Raises ``error_class`` naming the file when it is missing, unreadable or
+    holds no samples.
+
+    Example
+    -------
+    >>> import os, tempfile, numpy, soundfile
+    >>> folder = tempfile.mkdtemp()
+    >>> path = os.path.join(folder, "a.wav")
+    >>> soundfile.write(path, numpy.zeros(8000), 16000)
+    >>> read_wav_header(path)
+    (8000, 16000)
+    >>> try:
+    ...     read_wav_header(os.path.join(folder, "b.wav"), KeyError)
+    ... except KeyError as err:
+    ...     print(err.args[0].replace(folder, "<folder>"))
+    missing wav file: <folder>/b.wav
+    """
+    if not os.path.isfile(path):
+        raise error_class(f"missing wav file: {path}")
+    try:
+        info = soundfile.info(path)
+    except (RuntimeError, OSError) as err:
+        raise error_class(
+            f"cannot read the wav header of {path} (corrupt or truncated file): {err}"
+        ) from err
+    if info.frames <= 0:
+        raise error_class(f"empty wav file (0 samples, truncated?): {path}")
+    return info.frames, info.samplerate
+
+
+def prepare_argument_parser(description, data_folder_help):
+    """An argument parser with the ``--data_folder`` and ``--save_folder`` every preparation takes.
+
+    Example
+    -------
+    >>> parser = prepare_argument_parser("Write manifests.", "the corpus folder")
+    >>> args = parser.parse_args(["--data_folder", "corpus", "--save_folder", "out"])
+    >>> args.data_folder, args.save_folder
+    ('corpus', 'out')
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data_folder", required=True, help=data_folder_help)
+    parser.add_argument("--save_folder", required=True, help="where the manifests are written")
+    return parser
+
+
+def run_prepare_cli(parser, argv, prepare, error_class):
+    r"""Parses ``argv`` and calls ``prepare(args)``; returns the exit status.
+
+    An ``error_class`` error (bad input) is printed to stderr as
+    ``error: <message>`` without a traceback and gives status 2.
+
+    Example
+    -------
+    >>> import contextlib, io
+    >>> parser = prepare_argument_parser("Write manifests.", "the corpus folder")
+    >>> def prepare(args):
+    ...     raise ValueError(f"no such folder: {args.data_folder}")
+    >>> stderr = io.StringIO()
+    >>> with contextlib.redirect_stderr(stderr):
+    ...     status = run_prepare_cli(parser, ["--data_folder", "x", "--save_folder", "y"], prepare, ValueError)
+    >>> status, stderr.getvalue()
+    (2, 'error: no such folder: x\n')
+    """
+    args = parser.parse_args(argv)
+    try:
+        prepare(args)
+    except error_class as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
