@@ -57,7 +57,7 @@ except ImportError:  # run as a script from a checkout that is not pip-installed
 # ---------------------------------------------------------------------------------------------
 # Output and bookkeeping
 # ---------------------------------------------------------------------------------------------
-GENERATOR_VERSION = 1  # bump when a change alters the bytes written, so old corpora are redone
+GENERATOR_VERSION = 2  # bump when a change alters the bytes written, so old corpora are redone
 IEMOCAP_DIRNAME = "IEMOCAP_full_release"
 VOXCELEB_DIRNAME = "VoxCeleb1"
 VOXCELEB_TRIAL_LIST = "veri_test2.txt"
@@ -85,32 +85,35 @@ BASE_RATE_WPM = 165  # words per minute
 BASE_PITCH = 50  # 0-100, relative to the voice variant's own pitch
 BASE_PITCH_RANGE = 50  # 0-100; 0 is monotone
 BASE_LEVEL_DBFS = -27.0  # speech RMS level
-RATE_WPM_PER_Z = 40.0  # one unit of the prosody space below, in each parameter's units
+RATE_WPM_PER_Z = 50.0  # one unit of the prosody space below, in each parameter's units
 PITCH_PER_Z = 18.0  # about 18 % of f0
-PITCH_RANGE_PER_Z = 22.0
+PITCH_RANGE_PER_Z = 28.0
 LEVEL_DB_PER_Z = 3.0
 # Vocal effort also tilts the spectrum (louder speech is brighter): dB at the 8 kHz band edge,
 # relative to 0 Hz, per standard unit of level. Unlike the level itself, the tilt survives a
 # recipe's per-utterance feature normalisation.
 EFFORT_TILT_DB_PER_Z = 6.0
-RATE_WPM_LIMITS = (110, 280)
+# Pauses between words (eSpeak's word gap, in units of 10 ms at the default rate) per standard
+# unit above zero: slow, sad speech hesitates. Pauses survive per-utterance normalisation.
+WORD_GAP_PER_Z = 10.0
+WORD_GAP_LIMITS = (0, 30)
+RATE_WPM_LIMITS = (90, 320)
 PITCH_LIMITS = (5, 95)
-PITCH_RANGE_LIMITS = (5, 100)
-PROSODY_DIMENSIONS = ("rate", "pitch", "pitch_range", "level")
+PITCH_RANGE_LIMITS = (0, 100)
+PROSODY_DIMENSIONS = ("rate", "pitch", "pitch_range", "level", "pause")
 
 # ---------------------------------------------------------------------------------------------
-# Emotion in prosody: class means in the prosody space (rate, pitch, pitch range, level), in
-# standard units. The per-utterance spread and the per-speaker baselines make classes overlap:
-# an ideal classifier that knows these means reaches about 80 % on the four classes.
+# Emotion in prosody: class means in the prosody space (rate, pitch, pitch range, level, pause),
+# in standard units. The per-utterance spread and the per-speaker baselines make classes overlap.
 # ---------------------------------------------------------------------------------------------
 EMOTION_PROSODY_MEANS_Z = {
-    "ang": (1.0, 0.3, 0.5, 1.1),  # fast, loud, raised and lively pitch
-    "hap": (0.4, 1.1, 1.1, 0.3),  # high pitch, wide range
-    "neu": (0.0, 0.0, 0.0, 0.0),
-    "sad": (-1.0, -0.8, -0.9, -1.0),  # slow, low, flat, quiet
+    "ang": (1.0, 0.3, 0.5, 1.1, -1.0),  # fast, loud, raised and lively pitch, no pauses
+    "hap": (0.4, 1.1, 1.1, 0.3, -0.5),  # high pitch, wide range
+    "neu": (0.0, 0.0, 0.0, 0.0, 0.0),
+    "sad": (-1.0, -0.8, -0.9, -1.0, 1.5),  # slow, low, flat, quiet, with pauses
 }
-UTTERANCE_PROSODY_STD_Z = 0.55  # per-utterance spread around the class mean
-SPEAKER_BASELINE_STD_Z = 0.3  # per-speaker offset of every prosody dimension
+UTTERANCE_PROSODY_STD_Z = 0.4  # per-utterance spread around the class mean
+SPEAKER_BASELINE_STD_Z = 0.2  # per-speaker offset of every prosody dimension
 
 # ---------------------------------------------------------------------------------------------
 # Emotion in text: where an utterance's sentence comes from, given its class. The other-class
@@ -413,6 +416,7 @@ class UtterancePlan:
     leading_silence_s: float
     trailing_silence_s: float
     noise_seed: int
+    word_gap: int = 0  # eSpeak's pause between words, 10 ms units
 
 
 @dataclass
@@ -438,7 +442,7 @@ class SpeakerVoice:
 
     speaker_id: str
     voice: str
-    baseline_z: tuple = (0.0, 0.0, 0.0, 0.0)  # rate, pitch, pitch range, level
+    baseline_z: tuple = (0.0, 0.0, 0.0, 0.0, 0.0)  # rate, pitch, pitch range, level, pause
 
 
 def sample_emotion_prosody(emotion, speaker, rng, spread_z=UTTERANCE_PROSODY_STD_Z):
@@ -469,7 +473,7 @@ def sample_emotion_prosody(emotion, speaker, rng, spread_z=UTTERANCE_PROSODY_STD
     >>> rng = np.random.default_rng(0)
     >>> speaker = SpeakerVoice("Ses01F", "en-us+f1")
     >>> sorted(sample_emotion_prosody("ang", speaker, rng))
-    ['effort_tilt_db', 'level_dbfs', 'pitch', 'pitch_range', 'rate']
+    ['effort_tilt_db', 'level_dbfs', 'pitch', 'pitch_range', 'rate', 'word_gap']
     >>> def mean_rate(emotion):
     ...     draws = [sample_emotion_prosody(emotion, speaker, rng) for _ in range(200)]
     ...     return np.mean([draw["rate"] for draw in draws])
@@ -486,7 +490,7 @@ def sample_emotion_prosody(emotion, speaker, rng, spread_z=UTTERANCE_PROSODY_STD
 
 def _prosody_from_z(z):
     """Maps a point of the standard-unit prosody space to eSpeak parameters."""
-    rate, pitch, pitch_range, level = z
+    rate, pitch, pitch_range, level, pause = z
     return {
         "rate": int(np.clip(round(BASE_RATE_WPM + RATE_WPM_PER_Z * rate), *RATE_WPM_LIMITS)),
         "pitch": int(np.clip(round(BASE_PITCH + PITCH_PER_Z * pitch), *PITCH_LIMITS)),
@@ -495,6 +499,7 @@ def _prosody_from_z(z):
         ),
         "level_dbfs": round(float(BASE_LEVEL_DBFS + LEVEL_DB_PER_Z * level), 3),
         "effort_tilt_db": round(float(EFFORT_TILT_DB_PER_Z * level), 3),
+        "word_gap": int(np.clip(round(WORD_GAP_PER_Z * pause), *WORD_GAP_LIMITS)),
     }
 
 
@@ -836,7 +841,7 @@ def find_espeak():
 # espeak_AUDIO_OUTPUT, espeak_PARAMETER and flag values from eSpeak NG's speak_lib.h.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000  # report errors instead of calling exit()
-_PARAMETER_IDS = {"rate": 1, "volume": 2, "pitch": 3, "pitch_range": 4}
+_PARAMETER_IDS = {"rate": 1, "volume": 2, "pitch": 3, "pitch_range": 4, "word_gap": 7}
 _POSITION_CHARACTER = 1
 _CHARS_UTF8 = 1
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
@@ -905,14 +910,22 @@ class EspeakSynthesiser:
             self._chunks.append(np.ctypeslib.as_array(samples, shape=(num_samples,)).copy())
         return 0  # 0: go on synthesising
 
-    def synthesise(self, text, voice, rate, pitch, pitch_range, volume=ESPEAK_VOLUME, seed=0):
+    def synthesise(
+        self, text, voice, rate, pitch, pitch_range, volume=ESPEAK_VOLUME, seed=0, word_gap=0
+    ):
         """Returns the int16 samples of ``text`` spoken by ``voice`` at ``self.sample_rate``.
 
         ``seed`` seeds the noise of breathy or rough voices (where eSpeak NG allows it).
         """
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"eSpeak NG has no voice {voice!r}")
-        values = {"rate": rate, "volume": volume, "pitch": pitch, "pitch_range": pitch_range}
+        values = {
+            "rate": rate,
+            "volume": volume,
+            "pitch": pitch,
+            "pitch_range": pitch_range,
+            "word_gap": word_gap,
+        }
         for name, value in values.items():
             if self._lib.espeak_SetParameter(_PARAMETER_IDS[name], int(value), 0) != 0:
                 raise ValueError(f"eSpeak NG refused {name}={value}")
@@ -1065,7 +1078,13 @@ def synthesise_batch(root, plans):
     counts = {}
     for plan in plans:
         raw = synthesiser.synthesise(
-            plan.text, plan.voice, plan.rate, plan.pitch, plan.pitch_range, seed=plan.noise_seed
+            plan.text,
+            plan.voice,
+            plan.rate,
+            plan.pitch,
+            plan.pitch_range,
+            seed=plan.noise_seed,
+            word_gap=plan.word_gap,
         )
         signal = render_utterance(raw, synthesiser.sample_rate, plan)
         path = os.path.join(root, *plan.path.split("/"))

@@ -180,7 +180,7 @@ def test_iemocap_wavs_match_headers(corpora, iemocap_headers):
     for utt_id, (session, dialog, start, end, _) in iemocap_headers.items():
         info = soundfile.info(_wav_path(root, session, dialog, utt_id))
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
-        assert 0.7 < info.duration < 6.0, utt_id
+        assert 0.7 < info.duration < 10.0, utt_id  # slow, pausing speech runs long
         assert abs((end - start) - info.duration) < 2e-4, utt_id
     # Times are cumulative within a dialog: turns never go back in time.
     by_dialog = {}
