@@ -24,5 +24,5 @@ setup(
         "scikit-learn",
         "espeakng-loader",
     ],
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["mmer-predict=mmer_lobes.predict:main"]},
 )

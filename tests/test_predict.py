@@ -1,0 +1,216 @@
+"""mmer-predict: the console script on single clips and batches, and its one-line errors.
+
+Fast tests cover argument, manifest and output handling without a model; the slow ones use
+the tiny fold trained and exported by tests/test_interfaces.py (built once per session).
+"""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+from mmer_lobes import predict
+from mmer_lobes.interfaces import EmotionPrediction, ModalityPrediction
+from mmer_lobes.scores import read_scores
+from test_interfaces import CLASSES, build_exported_fold, wav_path
+
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "mmer-predict")
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, iemocap_manifests, run_command):
+    return build_exported_fold(tmp_path_factory, iemocap_manifests, run_command)
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def unpadded_ids(fold):
+    """Test utterances that the speech recipe scored without padding (the longest of each
+    32-utterance evaluation batch): there, one file alone gives the score-file row."""
+    order = read_scores(os.path.join(fold["speech"], "scores", "test.csv")).ids
+    found = []
+    for first in range(0, len(order), 32):
+        batch = order[first:first + 32]
+        frames = [soundfile.info(wav_path(fold, u)).frames for u in batch]
+        found += [u for u, n in zip(batch, frames) if n == max(frames)]
+    return found
+
+
+def one_line_error(result, *words):
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mmer-predict: error: "), result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+# ------------------------------------------------------------------------------ fast ----
+
+
+def test_console_script_is_installed():
+    from importlib.metadata import entry_points
+
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts.get("mmer-predict") == "mmer_lobes.predict:main"
+    assert os.path.isfile(SCRIPT)
+
+
+def test_missing_model_and_bad_output_fail_before_loading(tmp_path, capsys):
+    assert predict.main(["--model", str(tmp_path / "none"), "clip.wav"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mmer-predict: error: model folder {tmp_path / 'none'} does not exist")
+    assert predict.main(["--model", str(tmp_path), "clip.wav"]) == 2
+    assert "holds no hyperparams.yaml" in capsys.readouterr().err
+    assert predict.main(["--model", str(tmp_path / "none"), "--batch", "m.json", "--output", "o.txt"]) == 2
+    assert "must end in .csv or .json" in capsys.readouterr().err
+    assert predict.main(["--model", str(tmp_path / "none"), "--batch", "m.json"]) == 2
+    assert "--batch needs --output" in capsys.readouterr().err
+
+
+def test_manifest_reading(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"")
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({
+        "u1": {"wav": "{data_root}/x/u1.wav", "transcript": "Hi."},
+        "u2": {"wav": "a.wav"},
+    }))
+    items = predict.read_manifest(str(manifest), data_root="/data")
+    assert items == [("u1", "/data/x/u1.wav", "Hi."), ("u2", str(tmp_path / "a.wav"), None)]
+    with pytest.raises(predict.PredictError, match="pass --data_root"):
+        predict.read_manifest(str(manifest))
+    manifest.write_text(json.dumps({"u1": {"transcript": "no wav"}}))
+    with pytest.raises(predict.PredictError, match="entry u1 has no 'wav'"):
+        predict.read_manifest(str(manifest))
+    manifest.write_text("{not json")
+    with pytest.raises(predict.PredictError, match="not valid JSON"):
+        predict.read_manifest(str(manifest))
+    manifest.write_text(json.dumps([{"wav": "/x/clip.wav", "transcript": "Oh."}]))
+    assert predict.read_manifest(str(manifest)) == [("clip", "/x/clip.wav", "Oh.")]
+    with pytest.raises(predict.PredictError, match="not found: /x/clip.wav"):
+        predict.check_items(predict.read_manifest(str(manifest)))
+    with pytest.raises(predict.PredictError, match="no such manifest or folder"):
+        predict.batch_items(str(tmp_path / "nothing.json"))
+
+
+def test_folder_reading(tmp_path):
+    for name in ("b.wav", "sub/a.flac", "notes.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    items = predict.read_folder(str(tmp_path))
+    assert [(u, os.path.relpath(p, tmp_path)) for u, p, _ in items] == [("b", "b.wav"), ("sub/a", "sub/a.flac")]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(predict.PredictError, match="no audio files"):
+        predict.read_folder(str(tmp_path / "empty"))
+
+
+def test_report_format():
+    prediction = EmotionPrediction(
+        label="ang", probabilities={"ang": 0.7, "sad": 0.3}, decided_by="fusion:weighted",
+        speech=ModalityPrediction("sad", {"ang": 0.4, "sad": 0.6}),
+        text=ModalityPrediction("ang", {"ang": 0.9, "sad": 0.1}),
+        flags=["padded_short_clip"], duration=0.25,
+    )
+    assert predict.format_prediction(prediction, "clip.wav").splitlines() == [
+        "clip.wav (0.25 s)",
+        "label: ang  [fusion:weighted]",
+        "probabilities: ang 0.700  sad 0.300",
+        "speech: sad  (ang 0.400  sad 0.600)",
+        "text:   ang  (ang 0.900  sad 0.100)",
+        "flags: padded_short_clip",
+    ]
+
+
+# ------------------------------------------------------------------------------ slow ----
+
+
+@pytest.mark.slow
+def test_single_clip_with_text(exported):
+    utt = unpadded_ids(exported)[0]
+    transcript = exported["test_manifest"][utt]["transcript"]
+    result = run_cli("--model", exported["iface"], wav_path(exported, utt), "--text", transcript, "--json")
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    fused = read_scores(os.path.join(exported["fusion"], "weighted", "scores", "test.csv"))
+    speech = read_scores(os.path.join(exported["speech"], "scores", "test.csv"))
+    text = read_scores(os.path.join(exported["text"], "scores", "test.csv"))
+    for got, reference in ((output, fused), (output["speech"], speech), (output["text"], text)):
+        expected = np.exp(reference.scores[reference.ids.index(utt)])
+        np.testing.assert_allclose([got["probabilities"][c] for c in CLASSES], expected, atol=1e-5)
+        assert got["label"] == CLASSES[int(np.argmax(expected))]
+    assert output["decided_by"] == "fusion:weighted" and output["flags"] == []
+
+
+@pytest.mark.slow
+def test_batch_manifest_to_csv(exported, tmp_path):
+    ids = sorted(exported["test_manifest"])[:4]
+    manifest = {u: dict(exported["test_manifest"][u]) for u in ids}
+    manifest[ids[1]]["transcript"] = ""
+    del manifest[ids[2]]["transcript"]
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    out = tmp_path / "results" / "out.csv"
+    result = run_cli("--model", exported["iface"], "--batch", str(path), "--output", str(out),
+                     "--data_root", exported["data_folder"])
+    assert result.returncode == 0, result.stderr
+    assert "4 clips classified" in result.stdout and "100%" in result.stderr  # tqdm bar
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["id"] for r in rows] == ids
+    assert [r["decided_by"] for r in rows] == ["fusion:weighted", "speech", "speech", "fusion:weighted"]
+    assert rows[1]["flags"] == "speech_only_empty_text" and rows[2]["flags"] == "speech_only_no_text"
+    assert rows[1]["text_label"] == "" and rows[0]["text_label"] in CLASSES
+    for row in rows:
+        total = sum(float(row[f"p_{c}"]) for c in CLASSES)
+        assert abs(total - 1.0) < 1e-5 and row["label"] in CLASSES and row["error"] == ""
+
+
+@pytest.mark.slow
+def test_batch_folder_to_json_and_bad_clips(exported, tmp_path, capsys):
+    folder = tmp_path / "clips"
+    (folder / "sub").mkdir(parents=True)
+    ids = sorted(exported["test_manifest"])[:2]
+    data, rate = soundfile.read(wav_path(exported, ids[0]))
+    soundfile.write(str(folder / "one.wav"), data, rate)
+    soundfile.write(str(folder / "sub" / "two.flac"), data[: rate // 10], rate)
+    out = tmp_path / "out.json"
+    model = exported["iface_speech"]
+    assert predict.main(["--model", model, "--batch", str(folder), "--output", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert sorted(results) == ["one", "sub/two"]
+    assert results["sub/two"]["flags"] == ["padded_short_clip"]
+    assert results["one"]["decided_by"] == "speech" and results["one"]["error"] == ""
+
+    # a corrupt clip stops the batch (and nothing is written), or is recorded with --skip_errors
+    (folder / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
+    out2 = tmp_path / "out2.csv"
+    assert predict.main(["--model", model, "--batch", str(folder), "--output", str(out2)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("mmer-predict: error: cannot read audio file") and "bad.wav" in err
+    assert not out2.exists()
+    assert predict.main(["--model", model, "--batch", str(folder), "--output", str(out2), "--skip_errors"]) == 0
+    with open(out2, newline="") as handle:
+        rows = {r["id"]: r for r in csv.DictReader(handle)}
+    assert "cannot read audio file" in rows["bad"]["error"] and rows["bad"]["label"] == ""
+    assert rows["one"]["label"] in CLASSES
+
+    # a manifest that points at missing files
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"x": {"wav": str(tmp_path / "missing.wav")}}))
+    assert predict.main(["--model", model, "--batch", str(manifest), "--output", str(out2)]) == 2
+    assert "1 of 1 audio files not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bad_single_inputs_exit_2(exported, tmp_path):
+    missing = str(tmp_path / "missing.wav")
+    one_line_error(run_cli("--model", exported["iface_speech"], missing), "audio file not found", missing)
+    empty = str(tmp_path / "empty.wav")
+    soundfile.write(empty, np.zeros(0), 16000)
+    one_line_error(run_cli("--model", exported["iface_speech"], empty), "holds no samples", empty)
