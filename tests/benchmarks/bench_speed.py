@@ -8,18 +8,31 @@ log-mel features precomputed); the named baseline, run in the same process on th
 input, is SpeechBrain's ECAPA-TDNN speaker encoder (lobes.models.ECAPA_TDNN, its recipe's
 default size), so each row also reads as a ratio against it. Text figures are utterances
 per second with the default MiniLM model.
+
+The real-time factor (processing seconds per audio second, lower is faster) of
+``classify_file`` is measured on the interfaces of mmer_lobes.interfaces at the default
+architecture of hparams/resnet_ser.yaml and hparams/bert_text.yaml (untrained weights: speed
+does not depend on them), with the input handling of hparams/export.yaml, on wav files of
+several lengths; the baseline is SpeechBrain's own ``EncoderClassifier.classify_file`` with
+the ECAPA-TDNN above, on the same files.
 """
 import argparse
 import os
 import platform
+import tempfile
 import time
 
+import numpy as np
+import soundfile
 import torch
+from hyperpyyaml import load_hyperpyyaml
 
 from mmer_lobes.files import atomic_write_text
 from mmer_lobes.resnet import EmbeddingClassifier, ResNetEncoder
 
 BATCH, SECONDS, FRAMES_PER_SECOND, REPEATS = 32, 2.0, 100, 3
+CLIP_SECONDS = (5.0, 60.0)  # a typical IEMOCAP segment; a long recording (windowed)
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def best_time(step, repeats=REPEATS):
@@ -84,6 +97,72 @@ def text_rates():
     return BATCH / best_time(train_step), BATCH / best_time(infer_step)
 
 
+def _load_yaml(name, overrides):
+    with open(os.path.join(REPO_ROOT, "hparams", name), encoding="utf-8") as handle:
+        return load_hyperpyyaml(handle, overrides)
+
+
+def default_interfaces():
+    """(speech-only, speech + text) recognizers at the default architecture, in-process."""
+    from mmer_lobes.interfaces import MultimodalEmotionRecognizer, SpeechEmotionRecognizer
+
+    speech = _load_yaml("resnet_ser.yaml", {"data_folder": "unused"})
+    text = _load_yaml("bert_text.yaml", {"data_folder": "unused"})
+    handling = _load_yaml("export.yaml", {"output_folder": "unused"})
+    hparams = {
+        "classes": list(speech["emotions"]), "sample_rate": speech["sample_rate"],
+        "log_softmax": speech["log_softmax"], "tokenizer": text["tokenizer"],
+        "max_length": text["max_length"], "fusion_params": {"method": "weighted", "classes": list(speech["emotions"]), "weight": 0.5},
+        **{k: handling[k] for k in ("min_duration", "max_duration", "window_duration",
+                                    "window_hop", "window_batch_size")},
+    }
+    speech_modules = {k: speech[k] for k in ("compute_features", "mean_var_norm", "encoder", "classifier")}
+    run_opts = {"device": "cpu"}
+    speech_only = SpeechEmotionRecognizer(modules=speech_modules, hparams=hparams, run_opts=run_opts)
+    both = MultimodalEmotionRecognizer(
+        modules=dict(speech_modules, text_classifier=text["model"]), hparams=hparams, run_opts=run_opts
+    )
+    return speech_only, both
+
+
+def ecapa_classifier(ecapa):
+    """SpeechBrain's EncoderClassifier around the ECAPA-TDNN: the baseline interface."""
+    from speechbrain.dataio.encoder import CategoricalEncoder
+    from speechbrain.inference.classifiers import EncoderClassifier
+    from speechbrain.lobes.features import Fbank
+    from speechbrain.lobes.models.ECAPA_TDNN import Classifier
+    from speechbrain.processing.features import InputNormalization
+
+    labels = CategoricalEncoder()
+    labels.update_from_iterable(["ang", "hap", "neu", "sad"])
+    labels.expect_len(4)
+    modules = {"compute_features": Fbank(n_mels=80), "mean_var_norm": InputNormalization(norm_type="sentence"),
+               "embedding_model": ecapa, "classifier": Classifier(192, out_neurons=4)}
+    return EncoderClassifier(modules=modules, hparams={"label_encoder": labels}, run_opts={"device": "cpu"})
+
+
+def real_time_factors(ecapa):
+    """{clip seconds: {system: processing seconds / audio seconds}} of classify_file."""
+    speech_only, both = default_interfaces()
+    baseline = ecapa_classifier(ecapa)
+    systems = {
+        "ECAPA-TDNN EncoderClassifier (SpeechBrain) — baseline": lambda p: baseline.classify_file(p),
+        "mmer SpeechEmotionRecognizer (speech only)": lambda p: speech_only.classify_file(p),
+        "mmer MultimodalEmotionRecognizer (speech + text)":
+            lambda p: both.classify_file(p, text="I can't believe you did that to me, again."),
+    }
+    factors = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for seconds in CLIP_SECONDS:
+            path = os.path.join(folder, f"clip{seconds:.0f}s.wav")
+            noise = np.random.RandomState(0).randn(int(seconds * 16000)).astype(np.float32) * 0.1
+            soundfile.write(path, noise, 16000)
+            factors[seconds] = {
+                name: best_time(lambda: classify(path)) / seconds for name, classify in systems.items()
+            }
+    return factors
+
+
 class _EcapaHead(torch.nn.Module):
     def __init__(self, size):
         super().__init__()
@@ -113,6 +192,7 @@ def main():
         train, infer = speech_rates(encoder, head, n_mels)
         rows.append((label, train, infer))
     text_train, text_infer = text_rates()
+    factors = real_time_factors(ecapa)
 
     lines = [
         "# Speed benchmark",
@@ -132,7 +212,19 @@ def main():
         f"Text (default all-MiniLM-L6-v2, batch {BATCH}, a 10-word sentence):",
         f"training {text_train:.1f} utterances/s, inference {text_infer:.1f} utterances/s.",
         "",
+        "Real-time factor of `classify_file` (processing s / audio s, lower is faster; "
+        f"default architecture, untrained weights, best of {REPEATS}):",
+        "",
+        "| interface | " + " | ".join(f"{s:.0f} s clip | × baseline" for s in CLIP_SECONDS) + " |",
+        "| --- |" + " --- | --- |" * len(CLIP_SECONDS),
     ]
+    for name in factors[CLIP_SECONDS[0]]:
+        cells = []
+        for seconds in CLIP_SECONDS:
+            base = next(iter(factors[seconds].values()))
+            cells.append(f"{factors[seconds][name]:.3f} | {factors[seconds][name] / base:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
     report = "\n".join(lines)
     atomic_write_text(args.output, report)
     print(report)
