@@ -71,6 +71,31 @@ class InterfaceError(ValueError):
     """
 
 
+INPUT_HANDLING = ("min_duration", "max_duration", "window_duration", "window_hop", "window_batch_size")
+
+
+def check_input_handling(min_duration, max_duration, window_duration, window_hop, window_batch_size):
+    """Checks the input-handling settings of a speech interface (see the module docstring).
+
+    Example
+    -------
+    >>> check_input_handling(0.5, 30.0, 10.0, 5.0, 1)
+    >>> check_input_handling(0.5, 30.0, 40.0, 5.0, 1)
+    Traceback (most recent call last):
+    ...
+    mmer_lobes.interfaces.InterfaceError: need 0 < min_duration <= window_duration <= max_duration, got 0.5, 40.0, 30.0
+    """
+    if not 0 < min_duration <= window_duration <= max_duration:
+        raise InterfaceError(
+            f"need 0 < min_duration <= window_duration <= max_duration, got {min_duration}, "
+            f"{window_duration}, {max_duration}"
+        )
+    if not 0 < window_hop <= window_duration:
+        raise InterfaceError(f"need 0 < window_hop <= window_duration, got {window_hop}, {window_duration}")
+    if int(window_batch_size) < 1:
+        raise InterfaceError(f"window_batch_size must be at least 1, got {window_batch_size}")
+
+
 # --------------------------------------------------------------------------------------
 # Loading helpers referenced by the exported hyperparams.yaml
 # --------------------------------------------------------------------------------------
@@ -314,6 +339,11 @@ class EmotionRecognizer(Pretrained):
                     f"{self.classes}"
                 )
         self.sample_rate = int(self.hparams.sample_rate)
+        if self.has_speech:
+            missing = [k for k in INPUT_HANDLING if not hasattr(self.hparams, k)]
+            if missing:
+                raise InterfaceError(f"hyperparams.yaml has no {', '.join(missing)}")
+            check_input_handling(*(float(getattr(self.hparams, k)) for k in INPUT_HANDLING))
         self.fusion = None
         if self.has_speech and self.has_text:
             params = getattr(self.hparams, "fusion_params", None)
@@ -374,7 +404,7 @@ class EmotionRecognizer(Pretrained):
         starts = list(range(0, signal.shape[0] - window + 1, hop))
         if starts[-1] + window < signal.shape[0]:
             starts.append(signal.shape[0] - window)
-        batch_size = max(1, int(getattr(self.hparams, "window_batch_size", 1)))
+        batch_size = int(self.hparams.window_batch_size)
         total = None
         for first in range(0, len(starts), batch_size):
             chunk = torch.stack([signal[s:s + window] for s in starts[first:first + batch_size]])
@@ -385,41 +415,29 @@ class EmotionRecognizer(Pretrained):
     def speech_log_posteriors(self, wavs, wav_lens=None):
         """Speech log-posteriors ``(batch, classes)`` and per-item flags.
 
-        Items between ``min_duration`` and ``max_duration`` are scored together on the
-        padded batch, exactly as the recipe does (so the result of an item depends, very
-        slightly, on the padding of its batch, as in the recipe); shorter items are
-        zero-padded to ``min_duration``, longer ones are windowed one by one.
+        Each item is scored alone, at its own length, as the recipe scores it at evaluation
+        (zero padding would reach the valid frames through the convolutions, so in a padded
+        batch a score would depend on the other items). Items shorter than ``min_duration``
+        are zero-padded to it; longer than ``max_duration``, they are windowed.
         """
         wavs, wav_lens = _check_batch(wavs, wav_lens)
         batch, time = wavs.shape
-        lengths = torch.clamp(torch.round(wav_lens.double() * time).long(), 1, time)
+        lengths = torch.clamp(torch.round(wav_lens.double() * time).long(), 1, time).tolist()
         min_len = int(math.ceil(float(self.hparams.min_duration) * self.sample_rate))
         max_len = int(round(float(self.hparams.max_duration) * self.sample_rate))
-        flags = [[] for _ in range(batch)]
-        short = [i for i in range(batch) if lengths[i] < min_len]
-        long = [i for i in range(batch) if lengths[i] > max_len]
         output = torch.empty(batch, len(self.classes), dtype=torch.float32, device=self.device)
+        flags = [[] for _ in range(batch)]
         with torch.no_grad():
-            if short:
-                if time < min_len:
-                    wavs = torch.nn.functional.pad(wavs, (0, min_len - time))
-                else:
-                    wavs = wavs.clone()
-                for i in short:
-                    wavs[i, lengths[i]:min_len] = 0.0
-                    lengths[i] = min_len
+            for i, length in enumerate(lengths):
+                signal = wavs[i, :length]
+                if length < min_len:
+                    signal = torch.nn.functional.pad(signal, (0, min_len - length))
                     flags[i].append("padded_short_clip")
-            normal = [i for i in range(batch) if i not in long]
-            if normal:
-                if not short and not long:
-                    output[:] = self._speech_forward(wavs, wav_lens)
+                if length > max_len:
+                    output[i] = self._windowed(signal)
+                    flags[i].append("windowed_long_clip")
                 else:
-                    longest = int(lengths[normal].max())
-                    rel = lengths[normal].double() / longest
-                    output[normal] = self._speech_forward(wavs[normal, :longest], rel)
-            for i in long:
-                output[i] = self._windowed(wavs[i, :lengths[i]])
-                flags[i].append("windowed_long_clip")
+                    output[i] = self._speech_forward(signal.unsqueeze(0), torch.ones(1))[0]
         return output, flags
 
     # ------------------------------------------------------------------- text path ----
@@ -444,14 +462,14 @@ class EmotionRecognizer(Pretrained):
     def _combine(self, speech, speech_flags, texts, batch):
         """Fuses per item; returns a :class:`BatchPrediction`."""
         flags = [list(f) for f in speech_flags] if speech_flags else [[] for _ in range(batch)]
+        if texts is not None and len(texts) != batch:
+            raise InterfaceError(f"{len(texts)} texts for a batch of {batch} items")
+        given = [texts is not None and texts[i] is not None for i in range(batch)]
+        blank = [given[i] and not str(texts[i]).strip() for i in range(batch)]
         has_text = [False] * batch
         text_scores = None
-        if texts is not None and self.has_text:
-            if len(texts) != batch:
-                raise InterfaceError(f"{len(texts)} texts for a batch of {batch} items")
-            has_text = [t is not None and str(t).strip() != "" for t in texts]
-            if speech is None:
-                has_text = [True] * batch  # text-only model: an empty text is still scored
+        if self.has_text and texts is not None:
+            has_text = [given[i] and not blank[i] for i in range(batch)]
             rows = [i for i in range(batch) if has_text[i]]
             if rows:
                 scores, text_flags = self.text_log_posteriors([texts[i] for i in rows])
@@ -459,9 +477,9 @@ class EmotionRecognizer(Pretrained):
                 text_scores[rows] = scores.cpu()
                 for i, extra in zip(rows, text_flags):
                     flags[i].extend(extra)
-        elif texts is not None and speech is not None:
+        elif texts is not None:
             for i in range(batch):
-                if texts[i] is not None and str(texts[i]).strip():
+                if given[i] and not blank[i]:
                     flags[i].append("text_ignored_no_text_model")
         final = torch.empty(batch, len(self.classes), dtype=torch.float32)
         decided_by = []
@@ -476,10 +494,8 @@ class EmotionRecognizer(Pretrained):
             elif speech_cpu is not None:
                 final[i] = speech_cpu[i]
                 decided_by.append("speech")
-                if self.has_text and texts is not None:
-                    flags[i].append("speech_only_empty_text")
-                elif self.has_text:
-                    flags[i].append("speech_only_no_text")
+                if self.has_text and "speech" not in self.REQUIRES:
+                    flags[i].append("speech_only_empty_text" if blank[i] else "speech_only_no_text")
             else:
                 final[i] = text_scores[i]
                 decided_by.append("text")
@@ -501,6 +517,12 @@ class EmotionRecognizer(Pretrained):
             )
         if not self.has_text:
             raise InterfaceError("this interface holds no text model: give audio")
+        texts = list(texts)
+        empty = [i for i, t in enumerate(texts) if t is None or not str(t).strip()]
+        if empty:
+            raise InterfaceError(
+                f"text {empty[0]} of {len(texts)} is empty: without audio there is nothing to classify"
+            )
         flags = None
         if wavs is not None:
             flags = [["audio_ignored_no_speech_model"] for _ in texts]

@@ -19,7 +19,9 @@ A folder is searched recursively for audio files (wav, flac, ogg). Each clip is 
 its own, so a result never depends on the other clips. The output (``.csv`` or ``.json``)
 is written only when every clip is done. Bad input (missing model, file or manifest entry,
 unreadable audio, unknown output type) ends with a one-line error and exit code 2;
-``--skip_errors`` records unreadable clips in the output's ``error`` field instead.
+``--skip_errors`` records missing or unreadable clips (and, for a text-only model, entries
+without a transcript) in the output's ``error`` field instead. Two clips with the same id
+(``a.wav`` and ``a.flac`` in one folder) are an error, since ids key the output.
 """
 import argparse
 import csv
@@ -91,6 +93,8 @@ def load_model(folder, device="cpu", savedir=None):
             f"recipes/export.py)"
         )
     try:
+        if device == "cuda":  # SpeechBrain wants the index
+            device = "cuda:0"
         return MultimodalEmotionRecognizer.from_hparams(
             source=os.path.abspath(folder), savedir=savedir, run_opts={"device": device}
         )
@@ -232,10 +236,17 @@ def batch_items(source, data_root=None):
     mmer_lobes.predict.PredictError: --batch /no/such/manifest.json: no such manifest or folder
     """
     if os.path.isdir(source):
-        return read_folder(source)
-    if not os.path.isfile(source):
+        items = read_folder(source)
+    elif not os.path.isfile(source):
         raise PredictError(f"--batch {source}: no such manifest or folder")
-    return read_manifest(source, data_root)
+    else:
+        items = read_manifest(source, data_root)
+    seen = {}
+    for utt, path, _ in items:  # ids key the JSON output: one may not hide another
+        if utt in seen:
+            raise PredictError(f"--batch {source}: id {utt} names both {seen[utt]} and {path}")
+        seen[utt] = path
+    return items
 
 
 def check_items(items):
@@ -315,31 +326,32 @@ def _run_batch(model, args):
     from tqdm import tqdm
 
     from mmer_lobes.audio import AudioError
+    from mmer_lobes.interfaces import InterfaceError
 
     _check_output(args.output)
     if args.audio or args.text:
         raise PredictError("--batch takes no audio file and no --text (use the manifest's transcript)")
     items = batch_items(args.batch, args.data_root)
-    if model.has_speech:
-        check_items(items)
+    if model.has_speech and not args.skip_errors:
+        check_items(items)  # before any work; with --skip_errors a missing file is a row
     results = []
     for utt, path, transcript in tqdm(items, desc="mmer-predict", unit="clip", file=sys.stderr):
         try:
             if model.has_speech:
                 prediction = model.classify_file(path, text=transcript)
+            elif transcript is None or not transcript.strip():
+                raise InterfaceError(f"the text model needs a transcript, and entry {utt} has none")
             else:
-                if transcript is None:
-                    raise PredictError(f"entry {utt}: the text model needs a transcript")
                 prediction = model.classify_text(transcript)
             results.append((utt, path, prediction, ""))
-        except AudioError as error:
+        except (AudioError, InterfaceError) as error:
             if not args.skip_errors:
                 raise PredictError(f"{error} (entry {utt}); --skip_errors records it and goes on") from None
             results.append((utt, path, None, str(error)))
     write_results(args.output, results, model.classes)
     failed = sum(1 for r in results if r[2] is None)
     print(f"{len(results) - failed} clips classified"
-          + (f", {failed} unreadable" if failed else "") + f": {args.output}")
+          + (f", {failed} failed (see the error field)" if failed else "") + f": {args.output}")
 
 
 def _run_single(model, args):
@@ -372,6 +384,7 @@ def main(argv=None):
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     _quiet_libraries()
     from mmer_lobes.audio import AudioError
+    from mmer_lobes.fusion import FusionError
     from mmer_lobes.interfaces import InterfaceError
 
     try:
@@ -382,7 +395,7 @@ def main(argv=None):
             _run_batch(model, args)
         else:
             _run_single(model, args)
-    except (PredictError, AudioError, InterfaceError) as error:
+    except (PredictError, AudioError, InterfaceError, FusionError) as error:
         print(f"mmer-predict: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as error:

@@ -37,6 +37,8 @@ import tempfile
 import torch
 import yaml
 
+from mmer_lobes.interfaces import INPUT_HANDLING, InterfaceError, check_input_handling
+
 CLASS_FILE = "label_encoder.txt"
 INFO_FILE = "export_info.json"
 MINI_CORPUS_MARKER = ".mini_corpora.json"
@@ -132,6 +134,17 @@ def _node(data, key, tag, path):
     if node.tag != tag:
         raise ExportError(f"{path}: '{key}' is {node.tag}, this exporter knows {tag}")
     return node.value
+
+
+def _defaults(cls):
+    """Keyword defaults of ``cls.__init__`` as plain YAML values (tuples as lists)."""
+    import inspect
+
+    return {
+        name: list(p.default) if isinstance(p.default, tuple) else p.default
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def best_checkpoint(folder, data, files):
@@ -232,27 +245,31 @@ def speech_part(folder):
     """Reads a speech fold: architecture, features, classes, best checkpoint."""
     data = read_fold_yaml(folder)
     path = os.path.join(folder, "hyperparams.yaml")
-    for key in ("n_mels", "channels", "blocks", "embedding_size", "sample_rate"):
-        if key not in data:
-            raise ExportError(f"{path} has no '{key}': is it a recipes/train.py output?")
+    if "sample_rate" not in data:
+        raise ExportError(f"{path} has no 'sample_rate': is it a recipes/train.py output?")
+    from mmer_lobes.resnet import EmbeddingClassifier, ResNetEncoder
+
+    # The trained architecture: the node's arguments over the class defaults.
     encoder = _plain(_node(data, "encoder", "!new:mmer_lobes.resnet.ResNetEncoder", path), "encoder", path)
+    encoder = {**_defaults(ResNetEncoder), **encoder}
     classifier = _node(data, "classifier", "!new:mmer_lobes.resnet.EmbeddingClassifier", path)
     classifier = {
-        k: _plain(v, f"classifier.{k}", path)
-        for k, v in classifier.items() if k not in ("input_size", "n_classes")
+        **_defaults(EmbeddingClassifier),
+        **{k: _plain(v, f"classifier.{k}", path) for k, v in classifier.items()},
     }
+    for key in ("input_size", "n_classes"):
+        classifier.pop(key, None)
     features = data.get("compute_features")
     norm = data.get("mean_var_norm")
     for key, node in (("compute_features", features), ("mean_var_norm", norm)):
         if not isinstance(node, Tagged) or not node.tag.startswith("!new:"):
             raise ExportError(f"{path}: '{key}' is not a !new: node")
     checkpoint = best_checkpoint(folder, data, SPEECH_FILES)
-    classes = read_classes(os.path.join(folder, "save", CLASS_FILE))
+    class_file = os.path.join(os.path.dirname(str(checkpoint.path)), CLASS_FILE)
     return {
         "kind": "speech",
-        "data": data,
-        "classes": classes,
-        "class_file": os.path.join(folder, "save", CLASS_FILE),
+        "classes": read_classes(class_file),
+        "class_file": class_file,
         "checkpoint": checkpoint,
         "files": {name: checkpoint.paramfiles[name] for name in SPEECH_FILES},
         "sample_rate": int(data["sample_rate"]),
@@ -296,7 +313,6 @@ def text_part(folder, text_model=None):
         class_file = os.path.join(folder, CLASS_FILE)
     return {
         "kind": "text",
-        "data": data,
         "classes": read_classes(class_file),
         "class_file": class_file,
         "checkpoint": checkpoint,
@@ -326,7 +342,12 @@ def fusion_part(folder, speech_folder, text_folder):
     if summary:
         for key, given in (("speech_folder", speech_folder), ("text_folder", text_folder)):
             recorded = summary.get(key)
-            if recorded and os.path.exists(recorded) and os.path.realpath(recorded) != os.path.realpath(given):
+            if not recorded:
+                continue
+            if not os.path.exists(recorded):
+                print(f"export.py: warning: cannot check that the fusion in {folder} was fitted "
+                      f"on --{key} {given}: {recorded}, recorded by fuse.py, is gone", file=sys.stderr)
+            elif os.path.realpath(recorded) != os.path.realpath(given):
                 raise ExportError(
                     f"the fusion in {folder} was fitted on the scores of {recorded}, not of "
                     f"--{key} {given}"
@@ -336,7 +357,7 @@ def fusion_part(folder, speech_folder, text_folder):
         values = read_json(os.path.join(folder, f"metrics_{split}.json"), required=False)
         if values:
             metrics[split] = {k: values.get(k) for k in ("UA", "WA", "recall", "confusion", "classes")}
-    return {"kind": "fusion", "params": params, "record": record, "folder": os.path.abspath(folder),
+    return {"kind": "fusion", "params": params, "folder": os.path.abspath(folder),
             "metrics": metrics}
 
 
@@ -498,7 +519,8 @@ def model_card(classes, speech, text, fusion, options, info):
         f"# mmer emotion recognition: {modalities}" + (f", {fusion['params']['method']} fusion" if fusion else ""),
         "",
         "Classifies an utterance into one of " + ", ".join(f"`{c}`" for c in classes)
-        + " (IEMOCAP's 4-class set: angry, happy + excited, neutral, sad), after Padi et al. "
+        + (" (IEMOCAP's 4-class set: angry, happy + excited, neutral, sad)"
+           if classes == ["ang", "hap", "neu", "sad"] else "") + ", after Padi et al. "
         "(2022), \"Multimodal Emotion Recognition using Transfer Learning from Speaker "
         "Recognition and BERT-based models\". Exported by `recipes/export.py` of mmer.",
         "",
@@ -575,26 +597,30 @@ def model_card(classes, speech, text, fusion, options, info):
         lines.append(f"| {fusion['params']['method']} fusion | {ua} | {wa} |")
     lines += ["", "UA: mean per-class recall; WA: accuracy. One fold only: the paper's figures "
               "are averages over the five folds.", "",
-              "## Inputs", "",
-              "- Audio: any format soundfile reads; resampled to the model's rate and downmixed "
-              "to mono (flags `resampled`, `downmixed`).",
-              f"- Clips shorter than {options['min_duration']} s are zero-padded "
-              f"(`padded_short_clip`); clips longer than {options['max_duration']} s are scored "
-              f"on {options['window_duration']} s windows every {options['window_hop']} s with "
-              "averaged log-posteriors (`windowed_long_clip`).",
-              "- An empty transcript gives the speech-only result (`speech_only_empty_text`); "
-              "transcripts are truncated to the model's token limit (`truncated_text`).", "",
-              "## Limits", ""]
+              "## Inputs", ""]
+    if speech:
+        lines += ["- Audio: any format soundfile reads; resampled to the model's rate and "
+                  "downmixed to mono (flags `resampled`, `downmixed`). Each clip is scored alone.",
+                  f"- Clips shorter than {options['min_duration']} s are zero-padded "
+                  f"(`padded_short_clip`); clips longer than {options['max_duration']} s are "
+                  f"scored on {options['window_duration']} s windows every "
+                  f"{options['window_hop']} s with averaged log-posteriors (`windowed_long_clip`)."]
+    if speech and text:
+        lines.append("- An empty transcript gives the speech-only result (`speech_only_empty_text`).")
+    if text:
+        lines.append(f"- Transcripts longer than {text['max_length']} tokens are truncated "
+                     "(`truncated_text`).")
+    lines += ["", "## Limits", ""]
     if synthetic:
         lines.append("- Trained on synthetic speech and scripted sentences: no claim on real data.")
     lines += [
         "- Trained on one leave-one-session-out fold of (mini-)IEMOCAP: acted English "
         "dialogues, 4 classes only; other emotions are forced into these four, and other "
         "languages, recording conditions and speaking styles are untested.",
-        "- The speech model scores whole segments as trained (a few seconds); long recordings "
-        "are windowed, which the model never saw in training.",
-        "- The text model needs the transcript; automatic transcripts with errors were not "
-        "evaluated.",
+        *(["- The speech model scores whole segments as trained (a few seconds); long "
+           "recordings are windowed, which the model never saw in training."] if speech else []),
+        *(["- The text model needs the transcript; automatic transcripts with errors were not "
+           "evaluated."] if text else []),
         "- Emotion recognition is unreliable for individual decisions; do not use it to judge "
         "people.",
         "",
@@ -651,12 +677,10 @@ def export(args):
         )
     if args.fusion_folder and not both:
         raise ExportError("--fusion_folder needs both --speech_folder and --text_folder")
-    if not 0 < args.min_duration <= args.window_duration <= args.max_duration:
-        raise ExportError("need 0 < --min_duration <= --window_duration <= --max_duration")
-    if not 0 < args.window_hop <= args.window_duration:
-        raise ExportError("need 0 < --window_hop <= --window_duration")
-    if args.window_batch_size < 1:
-        raise ExportError("--window_batch_size must be at least 1")
+    try:
+        check_input_handling(*(getattr(args, k) for k in INPUT_HANDLING))
+    except InterfaceError as error:
+        raise ExportError(str(error)) from None
 
     speech = speech_part(args.speech_folder) if args.speech_folder else None
     text = text_part(args.text_folder, args.text_model) if args.text_folder else None
@@ -705,7 +729,7 @@ def export(args):
             )
         if fusion:
             provenance.append(f"fusion: {fusion['folder']}")
-        options = {k: getattr(args, k) for k in OPTION_KEYS}
+        options = {k: getattr(args, k) for k in INPUT_HANDLING}
         info = {
             "classes": classes,
             "modalities": [p["kind"] for p in parts],
@@ -728,7 +752,13 @@ def export(args):
             json.dump(info, handle, indent=2, default=str)
             handle.write("\n")
         if args.check:
-            check_interface(staging)
+            try:
+                check_interface(staging)
+            except ExportError:
+                raise
+            except Exception as error:  # any failure to load or run the folder
+                reason = " ".join(str(error).split())[:400] or type(error).__name__
+                raise ExportError(f"the exported folder does not load and run: {reason}") from None
         os.chmod(staging, 0o755)
         if os.path.exists(output):
             backup = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(output)}.old.")
@@ -744,7 +774,6 @@ def export(args):
     return output
 
 
-OPTION_KEYS = ("min_duration", "max_duration", "window_duration", "window_hop", "window_batch_size")
 PATH_KEYS = ("speech_folder", "text_folder", "fusion_folder", "output_folder", "text_model")
 USAGE = (
     "usage: python recipes/export.py hparams/export.yaml [--speech_folder DIR] "
@@ -772,7 +801,7 @@ def load_settings(argv):
             settings[key] = str(settings[key])
     if not settings.get("output_folder"):
         raise ExportError(f"--output_folder is required; {USAGE}")
-    for key in OPTION_KEYS:
+    for key in INPUT_HANDLING:
         value = settings.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ExportError(f"{key} must be a number, got {value!r}")

@@ -217,8 +217,9 @@ def fuse(hparams, resolved_yaml):
         )
     speech_holdout, speech_test = pairs["holdout"][0], pairs["test"][0]
     summary = {
-        "speech_folder": hparams["speech_folder"],
-        "text_folder": hparams["text_folder"],
+        # absolute, so that recipes/export.py can check them from any working folder
+        "speech_folder": os.path.abspath(hparams["speech_folder"]),
+        "text_folder": os.path.abspath(hparams["text_folder"]),
         "classes": list(speech_test.classes),
         "n_holdout": len(speech_holdout.ids),
         "n_test": len(speech_test.ids),

@@ -94,7 +94,7 @@ model = MultimodalEmotionRecognizer.from_hparams(source=cfg["folder"], savedir=c
 manifest = cfg["manifest"]
 wav = lambda u: manifest[u]["wav"].replace("{data_root}", cfg["data_root"])
 ids, size = cfg["order"], cfg["batch_size"]
-out = {"speech": {}, "text": {}, "fused": {m: {} for m in cfg["methods"]}, "file": {}, "unpadded": []}
+out = {"speech": {}, "text": {}, "fused": {m: {} for m in cfg["methods"]}, "file": {}}
 learned = model.fusion
 for first in range(0, len(ids), size):
     batch = ids[first:first + size]
@@ -107,15 +107,14 @@ for first in range(0, len(ids), size):
             out["fused"][method][u] = result.log_posteriors[k].tolist()
             out["speech"][u] = result.speech_log_posteriors[k].tolist()
             out["text"][u] = result.text_log_posteriors[k].tolist()
-    out["unpadded"] += [u for u, l in zip(batch, lens.tolist()) if l == 1.0]
 model.fusion = learned
-for u in out["unpadded"]:
+for u in ids:
     out["file"][u] = {"fused": model.classify_file(wav(u), text=manifest[u]["transcript"]).to_dict(),
                       "speech": model.classify_file(wav(u)).to_dict()}
-u = out["unpadded"][0]
+u = ids[0]
 other = foreign_class(source=cfg["folder"], pymodule_file="custom_interface.py",
                       classname="MultimodalEmotionRecognizer", savedir=cfg["savedir2"])
-out["foreign_class"] = {"type": type(other).__name__,
+out["foreign_class"] = {"type": type(other).__name__, "id": u,
                         "result": other.classify_file(wav(u), text=manifest[u]["transcript"]).to_dict()}
 json.dump(out, open(cfg["output"], "w"))
 '''
@@ -182,8 +181,8 @@ def test_export_folder_layout(exported):
 
 @pytest.mark.slow
 def test_fresh_process_gives_the_recipe_scores(exported, reloaded):
-    """Speech and text on the recipes' evaluation batches, and the learned weighted fusion:
-    the score files' probabilities within 1e-5."""
+    """classify_batch on padded batches of 32 (speech, text, learned weighted fusion): the
+    recipes' score-file probabilities within 1e-5, since every clip is scored alone."""
     _check_rows(os.path.join(exported["speech"], "scores", "test.csv"), reloaded["speech"], 1e-5)
     _check_rows(os.path.join(exported["text"], "scores", "test.csv"), reloaded["text"], 1e-5)
     _check_rows(os.path.join(exported["fusion"], "weighted", "scores", "test.csv"),
@@ -200,14 +199,12 @@ def test_other_fusions_match_fuse_py(exported, reloaded):
 
 
 @pytest.mark.slow
-def test_classify_file_matches_the_recipe_on_unpadded_utterances(exported, reloaded):
-    """A file alone is a batch without padding: for the utterances that were not padded in
-    the recipe's batch (the longest of each), classify_file gives the score-file rows."""
-    assert reloaded["unpadded"]
+def test_classify_file_matches_the_recipe_on_every_utterance(exported, reloaded):
+    """One file at a time gives the score-file rows of the recipe, fused and speech alone."""
     speech = read_scores(os.path.join(exported["speech"], "scores", "test.csv"))
     fused = read_scores(os.path.join(exported["fusion"], "weighted", "scores", "test.csv"))
-    for utt in reloaded["unpadded"]:
-        result = reloaded["file"][utt]
+    assert sorted(reloaded["file"]) == sorted(speech.ids)
+    for utt, result in reloaded["file"].items():
         expected_speech = probabilities(speech.scores[speech.ids.index(utt)])
         expected_fused = probabilities(fused.scores[fused.ids.index(utt)])
         got = result["fused"]
@@ -223,7 +220,7 @@ def test_classify_file_matches_the_recipe_on_unpadded_utterances(exported, reloa
 @pytest.mark.slow
 def test_foreign_class_loads_the_folder(reloaded):
     assert reloaded["foreign_class"]["type"] == "MultimodalEmotionRecognizer"
-    utt = reloaded["unpadded"][0]
+    utt = reloaded["foreign_class"]["id"]
     assert reloaded["foreign_class"]["result"] == reloaded["file"][utt]["fused"]
 
 
@@ -286,11 +283,14 @@ def test_empty_text_gives_the_speech_result(multimodal, clip):
         assert result.decided_by == "speech" and result.text is None
         assert result.probabilities == speech_only.probabilities
         assert result.speech.probabilities == speech_only.probabilities
-    batch = multimodal.classify_batch(load_audio(path).repeat(2, 1), torch.ones(2), ["", "Oh no."])
-    assert batch.decided_by == ["speech", "fusion:weighted"]
-    assert batch.flags[0] == ["speech_only_empty_text"] and batch.flags[1] == []
+    batch = multimodal.classify_batch(load_audio(path).repeat(3, 1), torch.ones(3), ["", "Oh no.", None])
+    assert batch.decided_by == ["speech", "fusion:weighted", "speech"]
+    assert batch.flags == [["speech_only_empty_text"], [], ["speech_only_no_text"]]
     assert torch.isnan(batch.text_log_posteriors[0]).all()
     assert batch.predictions()[0].text is None and batch.predictions()[1].text is not None
+    for empty in ("", " "):  # with no audio, an empty text leaves nothing to classify
+        with pytest.raises(InterfaceError, match="is empty"):
+            multimodal.classify_text(empty)
 
 
 @pytest.mark.slow
@@ -324,6 +324,8 @@ def test_text_only_and_speech_only_interfaces(exported, clip):
         TextEmotionRecognizer.from_hparams(source=exported["iface_speech"])
     result = speech.classify_file(path)
     assert result.decided_by == "speech" and result.flags == []
+    card = open(os.path.join(exported["iface_speech"], "README.md"), encoding="utf-8").read()
+    assert "padded_short_clip" in card and "transcript" not in card.split("## Inputs")[1].split("## Limits")[0]
     mixed = MultimodalEmotionRecognizer.from_hparams(source=exported["iface_speech"])
     assert mixed.classify_file(path, text=transcript).flags == ["text_ignored_no_text_model"]
 
@@ -379,18 +381,44 @@ def test_batch_of_short_normal_and_long_clips(tiny):
     lens = torch.tensor([1000, 20000, 60000]) / 60000
     result = tiny.classify_batch(batch, lens)
     assert result.flags == [["padded_short_clip"], [], ["windowed_long_clip"]]
-    alone = [tiny.classify_batch(x.unsqueeze(0)) for x in (normal, long)]
-    assert torch.allclose(result.log_posteriors[2], alone[1].log_posteriors[0], atol=1e-6)
+    assert result.labels == [CLASSES[int(i)] for i in result.log_posteriors.argmax(1)]
+    assert result.speech_log_posteriors is not None and result.text_log_posteriors is None
+    # every item is scored alone: the same as in a batch of its own, whatever its neighbours
+    for index, clip in enumerate((short, normal, long)):
+        alone = tiny.classify_batch(clip.unsqueeze(0))
+        assert torch.allclose(result.log_posteriors[index], alone.log_posteriors[0], atol=1e-6)
     padded = torch.zeros(1, 8000)
     padded[0, :1000] = short
     with torch.no_grad():
         expected_short = tiny._speech_forward(padded, torch.ones(1))[0]
-    assert result.labels == [CLASSES[int(i)] for i in result.log_posteriors.argmax(1)]
-    # a short clip shares the batch with the normal one, padded to its length (as in the recipe)
-    pair = tiny.classify_batch(torch.stack([torch.cat([short, torch.zeros(7000)]), torch.zeros(8000)]),
-                               torch.tensor([1000 / 8000, 1.0]))
-    assert torch.allclose(pair.log_posteriors[0], expected_short, atol=1e-6)
-    assert result.speech_log_posteriors is not None and result.text_log_posteriors is None
+    assert torch.allclose(result.log_posteriors[0], expected_short, atol=1e-6)
+    with torch.no_grad():
+        expected_normal = tiny._speech_forward(normal.unsqueeze(0), torch.ones(1))[0]
+    assert torch.allclose(result.log_posteriors[1], expected_normal, atol=1e-6)
+
+
+def test_texts_must_match_the_batch_and_none_means_no_text(tiny):
+    wavs = torch.randn(2, 16000) * 0.1
+    mixed = MultimodalEmotionRecognizer(modules=dict(tiny.mods), hparams=dict(vars(tiny.hparams)))
+    for texts in (["one"], ["one", "two", "three"]):
+        with pytest.raises(InterfaceError, match=f"{len(texts)} texts for a batch of 2"):
+            mixed.classify_batch(wavs, None, texts)
+    result = mixed.classify_batch(wavs, None, ["Hello there.", None])
+    assert result.flags == [["text_ignored_no_text_model"], []]
+    assert result.decided_by == ["speech", "speech"]
+
+
+def test_input_handling_is_checked_when_loading(tiny):
+    for key, value, words in (("window_duration", 40.0, "window_duration <= max_duration"),
+                              ("window_hop", 0.0, "window_hop"),
+                              ("window_batch_size", 0, "window_batch_size")):
+        hparams = dict(vars(tiny.hparams), **{key: value})
+        with pytest.raises(InterfaceError, match=words):
+            SpeechEmotionRecognizer(modules=dict(tiny.mods), hparams=hparams)
+    hparams = dict(vars(tiny.hparams))
+    del hparams["window_hop"]
+    with pytest.raises(InterfaceError, match="has no window_hop"):
+        SpeechEmotionRecognizer(modules=dict(tiny.mods), hparams=hparams)
 
 
 def test_bad_batches_are_clear_errors(tiny):
@@ -455,7 +483,7 @@ def test_export_errors_are_one_line(tmp_path, capsys):
                                                   "--output_folder", out)
     assert "window_hop must be a number" in export(yaml_file, "--speech_folder", str(tmp_path / "a"),
                                                    "--output_folder", out, "--window_hop=soon")
-    assert "--min_duration <= --window_duration" in export(
+    assert "min_duration <= window_duration" in export(
         yaml_file, "--speech_folder", str(tmp_path / "a"), "--output_folder", out,
         "--window_duration=60")
     assert "cannot read" in export(str(tmp_path / "missing.yaml"), "--output_folder", out)

@@ -30,18 +30,6 @@ def run_cli(*args, cwd=None):
     return subprocess.run([SCRIPT, *args], capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
-def unpadded_ids(fold):
-    """Test utterances that the speech recipe scored without padding (the longest of each
-    32-utterance evaluation batch): there, one file alone gives the score-file row."""
-    order = read_scores(os.path.join(fold["speech"], "scores", "test.csv")).ids
-    found = []
-    for first in range(0, len(order), 32):
-        batch = order[first:first + 32]
-        frames = [soundfile.info(wav_path(fold, u)).frames for u in batch]
-        found += [u for u, n in zip(batch, frames) if n == max(frames)]
-    return found
-
-
 def one_line_error(result, *words):
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -132,7 +120,7 @@ def test_report_format():
 
 @pytest.mark.slow
 def test_single_clip_with_text(exported):
-    utt = unpadded_ids(exported)[0]
+    utt = sorted(exported["test_manifest"])[5]
     transcript = exported["test_manifest"][utt]["transcript"]
     result = run_cli("--model", exported["iface"], wav_path(exported, utt), "--text", transcript, "--json")
     assert result.returncode == 0, result.stderr
@@ -200,11 +188,21 @@ def test_batch_folder_to_json_and_bad_clips(exported, tmp_path, capsys):
     assert "cannot read audio file" in rows["bad"]["error"] and rows["bad"]["label"] == ""
     assert rows["one"]["label"] in CLASSES
 
-    # a manifest that points at missing files
+    # a manifest that points at missing files: stops before any work, or rows with --skip_errors
     manifest = tmp_path / "m.json"
-    manifest.write_text(json.dumps({"x": {"wav": str(tmp_path / "missing.wav")}}))
+    manifest.write_text(json.dumps({"x": {"wav": str(tmp_path / "missing.wav")},
+                                    "y": {"wav": str(folder / "one.wav")}}))
     assert predict.main(["--model", model, "--batch", str(manifest), "--output", str(out2)]) == 2
-    assert "1 of 1 audio files not found" in capsys.readouterr().err
+    assert "1 of 2 audio files not found" in capsys.readouterr().err
+    assert predict.main(["--model", model, "--batch", str(manifest), "--output", str(out2), "--skip_errors"]) == 0
+    with open(out2, newline="") as handle:
+        rows = {r["id"]: r for r in csv.DictReader(handle)}
+    assert "not found" in rows["x"]["error"] and rows["y"]["label"] == results["one"]["label"]
+
+    # two clips with one id would overwrite each other in the JSON output
+    soundfile.write(str(folder / "one.flac"), data, rate)
+    assert predict.main(["--model", model, "--batch", str(folder), "--output", str(out)]) == 2
+    assert "id one names both" in capsys.readouterr().err
 
 
 @pytest.mark.slow
