@@ -253,12 +253,11 @@ def speech_part(folder):
     encoder = _plain(_node(data, "encoder", "!new:mmer_lobes.resnet.ResNetEncoder", path), "encoder", path)
     encoder = {**_defaults(ResNetEncoder), **encoder}
     classifier = _node(data, "classifier", "!new:mmer_lobes.resnet.EmbeddingClassifier", path)
-    classifier = {
+    classifier = {  # input_size and n_classes are set by the interface's hyperparams.yaml
         **_defaults(EmbeddingClassifier),
-        **{k: _plain(v, f"classifier.{k}", path) for k, v in classifier.items()},
+        **{k: _plain(v, f"classifier.{k}", path) for k, v in classifier.items()
+           if k not in ("input_size", "n_classes")},
     }
-    for key in ("input_size", "n_classes"):
-        classifier.pop(key, None)
     features = data.get("compute_features")
     norm = data.get("mean_var_norm")
     for key, node in (("compute_features", features), ("mean_var_norm", norm)):
