@@ -16,8 +16,9 @@ builds objects from it): load only folders you trust.
 What the interfaces compute is what the recipes compute at evaluation time:
 
 * speech (``recipes/train.py``): Fbank -> InputNormalization (per sentence) ->
-  ResNetEncoder(feats, lens) -> EmbeddingClassifier -> log-softmax, on the whole segment;
-  :meth:`classify_batch` on the recipe's padded batch gives the recipe's score rows;
+  ResNetEncoder(feats, lens) -> EmbeddingClassifier -> log-softmax, on the whole segment,
+  one clip at a time (as the recipe evaluates), so :meth:`classify_batch` and
+  :meth:`classify_file` give the recipe's score rows whatever the batch;
 * text (``recipes/train_text.py``): tokenisation (``[CLS] ... [SEP]``, at most
   ``max_length`` tokens) -> BertEmotionClassifier (log-posteriors);
 * fusion (``recipes/fuse.py``): ``log_softmax(fusion.apply(speech, text))`` with the fusion
@@ -390,7 +391,7 @@ class EmotionRecognizer(Pretrained):
     # ----------------------------------------------------------------- speech path ----
 
     def _speech_forward(self, wavs, wav_lens):
-        """The recipe's evaluation forward pass on a padded batch: log-posteriors."""
+        """The recipe's evaluation forward pass on a batch of equal-length clips: log-posteriors."""
         wavs, wav_lens = wavs.to(self.device).float(), wav_lens.to(self.device).float()
         feats = self.mods.compute_features(wavs)
         feats = self.mods.mean_var_norm(feats, wav_lens)
