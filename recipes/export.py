@@ -37,11 +37,11 @@ import tempfile
 import torch
 import yaml
 
+from data_prep.mini_corpora import CORPUS_MARKER
 from mmer_lobes.interfaces import INPUT_HANDLING, InterfaceError, check_input_handling
 
 CLASS_FILE = "label_encoder.txt"
 INFO_FILE = "export_info.json"
-MINI_CORPUS_MARKER = ".mini_corpora.json"
 SPEECH_FILES = ("encoder", "classifier")
 DEFAULT_TEXT_SOURCE = "!apply:mmer_lobes.text.default_text_model_path"
 
@@ -211,6 +211,17 @@ def copy_checked(source, target):
     shutil.copyfile(source, target)
 
 
+def split_metrics(folder):
+    """``{split: UA, WA, recall, confusion, classes}`` of the ``metrics_<split>.json`` files of
+    a recipe or fusion output folder (hold-out and test, where present)."""
+    metrics = {}
+    for split in ("holdout", "test"):
+        values = read_json(os.path.join(folder, f"metrics_{split}.json"), required=False)
+        if values:
+            metrics[split] = {k: values.get(k) for k in ("UA", "WA", "recall", "confusion", "classes")}
+    return metrics
+
+
 def fold_summary(folder, data):
     """Data, fold and results of a recipe fold folder, for the model card."""
     sizes = {}
@@ -219,12 +230,8 @@ def fold_summary(folder, data):
         sizes[split] = len(manifest) if isinstance(manifest, dict) else None
     data_folder = data.get("data_folder")
     data_folder = data_folder if isinstance(data_folder, str) else None
-    synthetic = bool(data_folder) and os.path.isfile(os.path.join(data_folder, MINI_CORPUS_MARKER))
-    metrics = {}
-    for split in ("holdout", "test"):
-        values = read_json(os.path.join(folder, f"metrics_{split}.json"), required=False)
-        if values:
-            metrics[split] = {k: values.get(k) for k in ("UA", "WA", "recall", "confusion", "classes")}
+    synthetic = bool(data_folder) and os.path.isfile(os.path.join(data_folder, CORPUS_MARKER))
+    metrics = split_metrics(folder)
     return {
         "folder": os.path.abspath(folder),
         "data_folder": data_folder,
@@ -351,11 +358,7 @@ def fusion_part(folder, speech_folder, text_folder):
                     f"the fusion in {folder} was fitted on the scores of {recorded}, not of "
                     f"--{key} {given}"
                 )
-    metrics = {}
-    for split in ("holdout", "test"):
-        values = read_json(os.path.join(folder, f"metrics_{split}.json"), required=False)
-        if values:
-            metrics[split] = {k: values.get(k) for k in ("UA", "WA", "recall", "confusion", "classes")}
+    metrics = split_metrics(folder)
     return {"kind": "fusion", "params": params, "folder": os.path.abspath(folder),
             "metrics": metrics}
 
