@@ -7,13 +7,16 @@ into one, with parameters learned on the hold-out split and applied to the test 
 ``weighted``  S = w1 * S_speech + (1 - w1) * S_text, w1 searched on the hold-out over a grid
               (Padi et al. 2022, fusion (a); the paper found w1 = 0.94).
 ``znorm``     each modality's scores are z-normalised per class column with hold-out mean and
-              standard deviation, then combined with w1 = 0.5 (the paper's fusion (b)).
+              standard deviation (floored relative to the modality's typical one), then
+              combined with w1 = 0.5 (the paper's fusion (b)).
 ``logreg``    multinomial logistic regression on the concatenated log-posteriors of both
               modalities, trained on the hold-out (not in the paper).
 
 Every method is a small object with ``fit(holdout_speech, holdout_text)``,
 ``apply(speech, text)`` and ``to_dict()`` / ``from_dict()``, whose dict holds only plain JSON
 types, so that a fitted fusion can travel inside an exported model's hyperparameters.
+A class with no hold-out utterance is warned about and recorded (``holdout_missing_classes``);
+the hold-out UA is then over the present classes.
 
 Example
 -------
@@ -42,6 +45,11 @@ OBJECTIVES = ("UA", "WA")
 # Logit given by the logistic-regression fusion to a class absent from its hold-out
 # (finite, so that it survives JSON and score files; exp(-1e4) is 0 in float64).
 ABSENT_CLASS_LOGIT = -1.0e4
+
+# A hold-out score column whose standard deviation is at most this (in nats) is constant:
+# score files hold 6 decimals (mmer_lobes.scores.write_scores), so a smaller spread is
+# rounding, not information.
+CONSTANT_STD = 1.0e-6
 
 
 class FusionError(ScoreFileError):
@@ -167,18 +175,43 @@ def _check_score_set(score_set, name):
 def objective_value(scores, label_indices, objective="UA", n_classes=None):
     """UA or WA (percent) of the argmax decisions of ``scores`` against the true labels.
 
+    UA is the mean recall over the classes present in ``label_indices`` (a class with no
+    utterance has no recall; :func:`mmer_lobes.metrics.summarize_confusion` leaves it out),
+    so a class missing from the hold-out neither counts as 0 nor divides by zero; predicting
+    it is still an error for the present classes. :meth:`ScoreFusion.fit` warns about such
+    classes and records them (``holdout_missing_classes``).
+
     Example
     -------
     >>> objective_value(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), [0, 1, 1], "WA")
     66.66666666666667
     >>> objective_value(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), [0, 1, 1], "UA")
     75.0
+
+    Class 1 has no utterance: UA is the mean recall of classes 0 (1/2) and 2 (1/1).
+
+    >>> objective_value(np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]), [0, 0, 2], "UA")
+    75.0
     """
     objective = _check_objective(objective)
     scores = np.asarray(scores, dtype=np.float64)
     n_classes = scores.shape[1] if n_classes is None else n_classes
+    if len(label_indices) == 0:
+        raise FusionError("cannot compute a fusion objective on an empty hold-out")
     names = [str(i) for i in range(n_classes)]
     return classification_metrics(label_indices, scores.argmax(axis=1), names)[objective]
+
+
+def missing_classes(label_indices, classes):
+    """The classes (names, in class order) that have no utterance in ``label_indices``.
+
+    Example
+    -------
+    >>> missing_classes([0, 2, 2], ["ang", "hap", "sad"])
+    ['hap']
+    """
+    present = set(np.asarray(label_indices, dtype=np.int64).tolist())
+    return [name for index, name in enumerate(classes) if index not in present]
 
 
 def select_weight(grid, values, tolerance=1e-9):
@@ -249,6 +282,7 @@ class ScoreFusion:
 
     def __init__(self):
         self.classes = None
+        self.holdout_missing_classes = None
 
     @property
     def fitted(self):
@@ -272,13 +306,30 @@ class ScoreFusion:
         1.0
         """
         speech, text = align_score_sets(speech, text)
+        labels = speech.label_indices()
+        if labels.size == 0:
+            raise FusionError(f"the {self.method} fusion cannot be fitted on an empty hold-out")
         self.classes = list(speech.classes)
+        # A class with fewer than 2 training utterances in a fold can be missing from the
+        # hold-out: nothing is learned about it there, and the hold-out UA is over the others.
+        self.holdout_missing_classes = missing_classes(labels, self.classes)
+        if self.holdout_missing_classes:
+            logger.warning(
+                "%s fusion: the hold-out has no utterance of class(es) %s; its UA averages the "
+                "recalls of the %d present classes%s",
+                self.method, self.holdout_missing_classes,
+                len(self.classes) - len(self.holdout_missing_classes), self._missing_note(),
+            )
         self._fit(
             np.asarray(speech.scores, dtype=np.float64),
             np.asarray(text.scores, dtype=np.float64),
-            speech.label_indices(),
+            labels,
         )
         return self
+
+    def _missing_note(self):
+        """What the method does with a class missing from the hold-out, for the warning."""
+        return ""
 
     def apply(self, speech, text):
         """Fused ``(N, C)`` scores of two score sets (or two aligned arrays).
@@ -321,7 +372,11 @@ class ScoreFusion:
         """
         if not self.fitted:
             raise FusionError(f"the {self.method} fusion has no parameters before fitting")
-        return {"method": self.method, "classes": list(self.classes), **self._params()}
+        return {
+            "method": self.method, "classes": list(self.classes),
+            "holdout_missing_classes": list(self.holdout_missing_classes or []),
+            **self._params(),
+        }
 
     @classmethod
     def from_dict(cls, params):
@@ -338,6 +393,8 @@ class ScoreFusion:
             raise FusionError(f"parameters of a '{params.get('method')}' fusion, not '{cls.method}'")
         fusion = cls(**{k: params[k] for k in cls._options() if k in params})
         fusion.classes = list(params["classes"])
+        # absent from parameters saved before it was recorded
+        fusion.holdout_missing_classes = list(params.get("holdout_missing_classes") or [])
         fusion._load(params)
         return fusion
 
@@ -405,45 +462,85 @@ class ZNormFusion(ScoreFusion):
     """Z-normalises each modality per class column with hold-out statistics, then
     ``S = w1 * Z_speech + (1 - w1) * Z_text`` with a fixed ``w1`` (0.5 in the paper).
 
-    Means and (population) standard deviations are taken over the hold-out utterances; a
-    standard deviation below ``epsilon`` is replaced by ``epsilon``. The fused scores are
-    not normalised; apply :func:`log_softmax` for log-posterior-like scores.
+    Means and (population) standard deviations are taken over the hold-out utterances. A
+    column's standard deviation is floored at ``std_floor`` times the median standard
+    deviation of that modality's non-constant columns (the floor is logged and recorded in
+    ``floored_columns``); a modality whose columns are all constant (std at most
+    ``CONSTANT_STD``) cannot be normalised and is refused. The fused scores are not
+    normalised; apply :func:`log_softmax` for log-posterior-like scores.
+
+    Why relative to the modality's median: a tiny floor (the former 1e-8) multiplies any test
+    deviation of a (near-)constant hold-out column by up to 1e8, so that one column decides
+    every fused score. Flooring at a fraction of the modality's typical spread bounds any
+    column's amplification to ``1 / std_floor`` times that of a typical column (10 times at
+    0.1), while keeping z-norm's invariance to the scale of each modality's scores, which an
+    absolute floor in nats would break.
 
     Arguments
     ---------
     weight : float
         ``w1``, the speech weight, in [0, 1].
-    epsilon : float
-        Floor of the standard deviations.
+    std_floor : float
+        Fraction in (0, 1] of the modality's median column standard deviation below which
+        a column's standard deviation is raised to it.
 
     Example
     -------
     >>> speech = ScoreSet(["u1", "u2"], ["a", "b"], np.array([[1.0, 0.0], [3.0, 0.0]]), ["a", "b"])
     >>> text = ScoreSet(["u1", "u2"], ["a", "b"], np.array([[2.0, 1.0], [6.0, 3.0]]), ["a", "b"])
     >>> fusion = ZNormFusion().fit(speech, text)
-    >>> fusion.speech_mean.tolist(), fusion.speech_std.tolist()
-    ([2.0, 0.0], [1.0, 1e-08])
+    >>> fusion.speech_mean.tolist(), fusion.speech_std.tolist(), fusion.floored_columns
+    ([2.0, 0.0], [1.0, 0.1], {'speech': ['b'], 'text': []})
     >>> fusion.apply(np.array([[5.0, 0.0]]), np.array([[8.0, 2.0]])).tolist()
     [[2.5, 0.0]]
     """
 
     method = "znorm"
+    MODALITIES = ("speech", "text")
 
-    def __init__(self, weight=0.5, epsilon=1e-8):
+    def __init__(self, weight=0.5, std_floor=0.1):
         super().__init__()
         self.weight = float(weight)
         if not 0.0 <= self.weight <= 1.0:
             raise FusionError(f"the z-norm fusion weight must lie in [0, 1], got {weight}")
-        self.epsilon = float(epsilon)
-        if not self.epsilon > 0.0:
-            raise FusionError(f"epsilon must be positive, got {epsilon}")
+        self.std_floor = float(std_floor)
+        if not 0.0 < self.std_floor <= 1.0:
+            raise FusionError(f"the z-norm std_floor must lie in (0, 1], got {std_floor}")
         self.speech_mean = self.speech_std = self.text_mean = self.text_std = None
+        self.floored_columns = None
 
     def _fit(self, speech, text, labels):
-        self.speech_mean = speech.mean(axis=0)
-        self.speech_std = np.maximum(speech.std(axis=0), self.epsilon)
-        self.text_mean = text.mean(axis=0)
-        self.text_std = np.maximum(text.std(axis=0), self.epsilon)
+        self.floored_columns = {}
+        for modality, scores in zip(self.MODALITIES, (speech, text)):
+            std, floored = self._floored_std(scores, modality)
+            setattr(self, f"{modality}_mean", scores.mean(axis=0))
+            setattr(self, f"{modality}_std", std)
+            self.floored_columns[modality] = floored
+
+    def _floored_std(self, scores, modality):
+        """Column standard deviations of one modality with the floor applied, and the
+        names of the floored columns."""
+        std = scores.std(axis=0)
+        informative = std > CONSTANT_STD
+        if not informative.any():
+            raise FusionError(
+                f"z-norm fusion: every class column of the {modality} hold-out scores is "
+                f"constant (standard deviation at most {CONSTANT_STD:g}), so the {modality} "
+                "scores carry no information to normalise; check the "
+                f"{modality} model's scores/holdout.csv"
+            )
+        reference = float(np.median(std[informative]))
+        floor = self.std_floor * reference
+        floored = []
+        for index in np.flatnonzero(std < floor):
+            logger.warning(
+                "z-norm fusion: the %s hold-out scores of class %s have standard deviation "
+                "%.3g, below %g x %.3g (the median of the %s columns); floored at %.3g",
+                modality, self.classes[index], std[index], self.std_floor, reference, modality,
+                floor,
+            )
+            floored.append(self.classes[index])
+        return np.maximum(std, floor), floored
 
     def _apply(self, speech, text):
         z_speech = (speech - self.speech_mean) / self.speech_std
@@ -452,12 +549,15 @@ class ZNormFusion(ScoreFusion):
 
     def _params(self):
         return {
-            "weight": self.weight, "epsilon": self.epsilon,
+            "weight": self.weight, "std_floor": self.std_floor,
+            "floored_columns": {k: list(v) for k, v in self.floored_columns.items()},
             "speech_mean": self.speech_mean.tolist(), "speech_std": self.speech_std.tolist(),
             "text_mean": self.text_mean.tolist(), "text_std": self.text_std.tolist(),
         }
 
     def _load(self, params):
+        # Parameters saved before the relative floor hold ``epsilon`` instead of ``std_floor``
+        # and no ``floored_columns``: their stored standard deviations are used as they are.
         n = len(self.classes)
         for key in ("speech_mean", "speech_std", "text_mean", "text_std"):
             value = np.asarray(params[key], dtype=np.float64)
@@ -466,6 +566,8 @@ class ZNormFusion(ScoreFusion):
             if key.endswith("std") and not (value > 0).all():
                 raise FusionError(f"{key} must be positive")
             setattr(self, key, value)
+        floored = params.get("floored_columns") or {}
+        self.floored_columns = {m: list(floored.get(m) or []) for m in self.MODALITIES}
 
 
 class LogRegFusion(ScoreFusion):
@@ -510,6 +612,9 @@ class LogRegFusion(ScoreFusion):
             raise FusionError(f"epsilon must be positive, got {epsilon}")
         self.coef = self.intercept = None
         self.converged = None
+
+    def _missing_note(self):
+        return f"; the logistic regression gives them the logit {ABSENT_CLASS_LOGIT:g}"
 
     def _fit(self, speech, text, labels):
         from sklearn.exceptions import ConvergenceWarning
@@ -576,8 +681,8 @@ def make_fusion(method, **options):
 
     Example
     -------
-    >>> make_fusion("znorm", epsilon=1e-6).epsilon
-    1e-06
+    >>> make_fusion("znorm", std_floor=0.05).std_floor
+    0.05
     >>> make_fusion("average")
     Traceback (most recent call last):
     ...

@@ -7,14 +7,17 @@ of the YAML on the hold-out scores, applies it to the hold-out and test scores, 
 
     <output_folder>/
         hyperparams.yaml              the YAML with the command-line overrides applied
-        summary.json                  hold-out and test UA/WA of both modalities and every method
+        summary.json                  hold-out and test UA/WA of both modalities and every method,
+                                      and the classes missing from the hold-out
         <method>/                     one per method (weighted, znorm, logreg)
             scores/holdout.csv        fused log-posteriors (log-softmax normalised), same contract
             scores/test.csv
             metrics_holdout.json      WA, UA, recall, confusion, n, classes
             metrics_test.json
             confusion_test.png
-            fusion_params.json        method, learned parameters, hold-out objective
+            fusion_params.json        method, learned parameters, hold-out objective, classes
+                                      missing from the hold-out (and, for znorm, the
+                                      floored standard deviations: params.floored_columns)
 
 Usage::
 
@@ -22,13 +25,15 @@ Usage::
         --text_folder <text fold output> --output_folder <output> [--key value ...]
 
 Any YAML key can be overridden with ``--key value`` (e.g. ``--objective WA``). Missing or
-mismatched score files end the script with a one-line error and exit code 2.
+mismatched score files end the script with a one-line error and exit code 2. A class
+with no hold-out utterance is left out of the hold-out UA (the objective), with a warning.
 """
 import logging
 import os
 import sys
 
 import numpy as np
+import speechbrain as sb
 import yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
@@ -40,6 +45,7 @@ from mmer_lobes.fusion import (
     align_score_sets,
     log_softmax,
     make_fusion,
+    missing_classes,
 )
 from mmer_lobes.metrics import confusion_matrix, plot_confusion_matrix, summarize_confusion
 from mmer_lobes.scores import ScoreFileError, read_scores, write_scores
@@ -57,30 +63,12 @@ class UsageError(ValueError):
 
 
 def parse_command_line(argv):
-    """Splits ``argv`` into the YAML path and a dict of overrides (``--key value`` or
-    ``--key=value``, values read as YAML as SpeechBrain does; folders stay strings)."""
+    """Splits ``argv`` into the YAML path and the YAML overrides, with SpeechBrain's own
+    parser, so SpeechBrain's run options (``--device``, ...) are accepted as in every recipe
+    (fusion itself runs in numpy on the CPU)."""
     if not argv or argv[0] in ("-h", "--help"):
         raise UsageError(USAGE)
-    hparams_file, rest = argv[0], list(argv[1:])
-    overrides = {}
-    while rest:
-        arg = rest.pop(0)
-        if not arg.startswith("--") or len(arg) == 2:
-            raise UsageError(f"unexpected argument '{arg}'; {USAGE}")
-        key, _, value = arg[2:].partition("=")
-        if not _:
-            if not rest or rest[0].startswith("--"):
-                raise UsageError(f"--{key} needs a value")
-            value = rest.pop(0)
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            if key not in PATH_KEYS:
-                raise UsageError(f"--{key}: cannot read '{value}' as a YAML value") from None
-            parsed = value
-        if key in PATH_KEYS and not isinstance(parsed, str):
-            parsed = value  # a folder named like a number, or with YAML syntax in it
-        overrides[key] = parsed
+    hparams_file, _, overrides = sb.parse_arguments(argv)
     return hparams_file, overrides
 
 
@@ -168,6 +156,8 @@ def run_method(method, options, pairs, output_folder, objective):
         "params": fusion.to_dict(),
         "objective": objective,
         "objective_value": results["holdout"][objective],
+        # the hold-out UA (and a UA objective) averages the recalls of the other classes
+        "holdout_missing_classes": list(fusion.holdout_missing_classes),
         "holdout": {key: results["holdout"][key] for key in ("UA", "WA")},
         "test": {key: test[key] for key in ("UA", "WA")},
     }
@@ -216,6 +206,7 @@ def fuse(hparams, resolved_yaml):
             method, options.get(method) or {}, pairs, output_folder, objective
         )
     speech_holdout, speech_test = pairs["holdout"][0], pairs["test"][0]
+    missing = missing_classes(speech_holdout.label_indices(), speech_holdout.classes)
     summary = {
         # absolute, so that recipes/export.py can check them from any working folder
         "speech_folder": os.path.abspath(hparams["speech_folder"]),
@@ -224,6 +215,8 @@ def fuse(hparams, resolved_yaml):
         "n_holdout": len(speech_holdout.ids),
         "n_test": len(speech_test.ids),
         "objective": objective,
+        # hold-out UAs (and a UA objective) are over the other classes
+        "holdout_missing_classes": missing,
         "results": rows,
     }
     atomic_write_json(os.path.join(output_folder, "summary.json"), summary)
@@ -232,6 +225,8 @@ def fuse(hparams, resolved_yaml):
         f"{len(speech_test.classes)} classes, {summary['n_holdout']} hold-out and "
         f"{summary['n_test']} test utterances, objective {objective}"
     )
+    if missing:
+        print(f"no hold-out utterance of {missing}: hold-out UAs are over the other classes")
     print(format_table(rows))
     print(f"results in {output_folder}")
     return summary

@@ -1,5 +1,6 @@
 """Score fusion (mmer_lobes.fusion) on hand-computed cases, and recipes/fuse.py end to end."""
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -16,12 +17,28 @@ from mmer_lobes.fusion import (
     fusion_from_dict,
     log_softmax,
     make_fusion,
+    missing_classes,
     select_weight,
     weight_grid,
 )
 from mmer_lobes.scores import ScoreFileError, ScoreSet, read_scores, write_scores
 
 CLASSES = ["ang", "hap", "neu", "sad"]
+
+
+def _ua_present(scores, labels):
+    """UA (percent) of the argmax decisions, written out: the mean recall over the classes
+    that have utterances (independent of mmer_lobes.metrics)."""
+    predicted = np.asarray(scores).argmax(axis=1)
+    labels = np.asarray(labels)
+    return 100.0 * np.mean([np.mean(predicted[labels == c] == c) for c in np.unique(labels)])
+
+
+def _best_weight(grid, values):
+    """The documented tie rule, written out: best value, then closest to 0.5, then smaller."""
+    best = max(values)
+    tied = [w for w, v in zip(grid, values) if v >= best - 1e-9]
+    return min(tied, key=lambda w: (round(abs(w - 0.5), 12), w))
 
 
 def _two_class_set(groups):
@@ -121,21 +138,88 @@ def test_objective_ua_and_wa_pick_different_weights():
 
 
 def test_znorm_known_statistics():
-    # speech hold-out columns: [1, 3] -> mean 2, std 1; [0, 0] -> mean 0, std 0 -> epsilon
-    # text hold-out columns: [2, 6] -> mean 4, std 2; [1, 3] -> mean 2, std 1
+    # speech hold-out columns: [1, 3] -> mean 2, std 1; [0, 0] -> mean 0, std 0, floored at
+    # 0.1 x the median std of the non-constant speech columns (1) = 0.1
+    # text hold-out columns: [2, 6] -> mean 4, std 2; [1, 3] -> mean 2, std 1 (floor 0.15)
     speech = ScoreSet(["u1", "u2"], ["a", "b"], np.array([[1.0, 0.0], [3.0, 0.0]]), ["a", "b"])
     text = ScoreSet(["u1", "u2"], ["a", "b"], np.array([[2.0, 1.0], [6.0, 3.0]]), ["a", "b"])
-    fusion = ZNormFusion(epsilon=1e-3).fit(speech, text)
+    fusion = ZNormFusion(std_floor=0.1).fit(speech, text)
     np.testing.assert_allclose(fusion.speech_mean, [2.0, 0.0])
-    np.testing.assert_allclose(fusion.speech_std, [1.0, 1e-3])
+    np.testing.assert_allclose(fusion.speech_std, [1.0, 0.1])
     np.testing.assert_allclose(fusion.text_mean, [4.0, 2.0])
     np.testing.assert_allclose(fusion.text_std, [2.0, 1.0])
+    assert fusion.floored_columns == {"speech": ["b"], "text": []}
     fused = fusion.apply(np.array([[5.0, 0.002]]), np.array([[8.0, 0.0]]))
-    # z_speech = [3, 2], z_text = [2, -2] -> 0.5 * both = [2.5, 0]
-    np.testing.assert_allclose(fused, [[2.5, 0.0]], atol=1e-9)
-    weighted = ZNormFusion(weight=0.8, epsilon=1e-3).fit(speech, text)
+    # z_speech = [3, 0.02], z_text = [2, -2] -> 0.5 * both = [2.5, -0.99]
+    np.testing.assert_allclose(fused, [[2.5, -0.99]], atol=1e-9)
+    weighted = ZNormFusion(weight=0.8).fit(speech, text)
     np.testing.assert_allclose(weighted.apply(np.array([[5.0, 0.002]]), np.array([[8.0, 0.0]])),
-                               [[0.8 * 3 + 0.2 * 2, 0.8 * 2 + 0.2 * -2]], atol=1e-9)
+                               [[0.8 * 3 + 0.2 * 2, 0.8 * 0.02 + 0.2 * -2]], atol=1e-9)
+    with pytest.raises(FusionError, match="std_floor"):
+        ZNormFusion(std_floor=0.0)
+
+
+def _znorm_reference(holdout, test, floor_fraction, weight=0.5):
+    """Z-norm fusion written out with numpy: per-column hold-out mean and std, the std
+    floored at floor_fraction x the median std of the modality's non-constant columns."""
+    z = []
+    for h, t in zip(holdout, test):
+        std = h.std(axis=0)
+        floor = floor_fraction * np.median(std[std > 1e-6])
+        z.append((t - h.mean(axis=0)) / np.maximum(std, floor))
+    return weight * z[0] + (1.0 - weight) * z[1]
+
+
+@pytest.mark.parametrize("spread", [0.0, 1e-5])  # exactly constant, and near-constant
+def test_znorm_zero_variance_column_is_floored(spread, caplog):
+    rng = np.random.default_rng(7)
+    holdout, test = _synthetic(60, rng), _synthetic(30, rng)
+    # the speech model gives class 'sad' (nearly) the same log-posterior on every hold-out
+    # utterance; on the test split it moves by a few tenths of a nat
+    h_speech = holdout[0].scores.copy()
+    h_speech[:, 3] = np.log(0.2) + spread * rng.standard_normal(60)
+    holdout = (ScoreSet(holdout[0].ids, holdout[0].labels, h_speech, CLASSES), holdout[1])
+    t_speech = test[0].scores
+    with caplog.at_level(logging.WARNING, logger="mmer_lobes.fusion"):
+        fusion = ZNormFusion(std_floor=0.1).fit(*holdout)
+    fused = fusion.apply(t_speech, test[1].scores)
+    expected = _znorm_reference((h_speech, holdout[1].scores), (t_speech, test[1].scores), 0.1)
+    np.testing.assert_allclose(fused, expected, rtol=1e-10, atol=1e-10)
+    # bounded: a 1e-8 floor gave |z| ~ 1e7 in the 'sad' column and 'sad' won every utterance
+    assert np.abs(fused).max() < 100
+    assert fusion.floored_columns == {"speech": ["sad"], "text": []}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("speech" in m and "class sad" in m and "floored" in m for m in warnings), warnings
+    params = json.loads(json.dumps(fusion.to_dict()))
+    assert params["std_floor"] == 0.1 and params["floored_columns"]["speech"] == ["sad"]
+    loaded = fusion_from_dict(params)
+    assert loaded.floored_columns == {"speech": ["sad"], "text": []}
+    np.testing.assert_array_equal(loaded.apply(t_speech, test[1].scores), fused)
+
+
+@pytest.mark.parametrize("spread", [0.0, 1e-7])  # constant, and constant up to file rounding
+def test_znorm_refuses_an_all_constant_modality(spread):
+    rng = np.random.default_rng(8)
+    speech, text = _synthetic(40, rng)
+    flat = np.log([0.1, 0.2, 0.3, 0.4]) + spread * rng.standard_normal((40, 4))
+    text = ScoreSet(text.ids, text.labels, flat, CLASSES)
+    with pytest.raises(FusionError, match=r"every class column of the text hold-out scores is constant"):
+        ZNormFusion().fit(speech, text)
+    with pytest.raises(FusionError, match=r"speech hold-out scores is constant"):
+        ZNormFusion().fit(ScoreSet(speech.ids, speech.labels, flat, CLASSES), speech)
+
+
+def test_znorm_loads_parameters_saved_with_epsilon():
+    # the format written before the relative floor: 'epsilon', no 'std_floor' / 'floored_columns'
+    old = {"method": "znorm", "classes": ["a", "b"], "weight": 0.5, "epsilon": 1e-8,
+           "speech_mean": [2.0, 0.0], "speech_std": [1.0, 1e-8],
+           "text_mean": [4.0, 2.0], "text_std": [2.0, 1.0]}
+    fusion = fusion_from_dict(old)
+    assert isinstance(fusion, ZNormFusion) and fusion.floored_columns == {"speech": [], "text": []}
+    assert fusion.holdout_missing_classes == []
+    # the stored statistics are used as they are: z_speech = [3, 0], z_text = [2, 0]
+    np.testing.assert_allclose(fusion.apply(np.array([[5.0, 0.0]]), np.array([[8.0, 2.0]])),
+                               [[2.5, 0.0]])
 
 
 def test_znorm_scale_invariance():
@@ -215,6 +299,64 @@ def test_logreg_two_classes_and_absent_class():
     one_class = [ScoreSet(s.ids, ["a"] * 100, s.scores, s.classes) for s in (speech, text)]
     with pytest.raises(FusionError, match="two classes"):
         LogRegFusion().fit(*one_class)
+
+
+# ----------------------------------------------------------------------------- missing class
+
+
+def _without(pair, class_name):
+    """The pair without the utterances of one class."""
+    keep = [i for i, label in enumerate(pair[0].labels) if label != class_name]
+    return tuple(ScoreSet([s.ids[i] for i in keep], [s.labels[i] for i in keep], s.scores[keep], s.classes)
+                 for s in pair)
+
+
+def test_missing_holdout_class_weighted_objective(caplog):
+    rng = np.random.default_rng(9)
+    speech, text = _without(_synthetic(120, rng, noise=1.5), "neu")
+    labels = speech.label_indices()
+    assert 2 not in labels
+    with caplog.at_level(logging.WARNING, logger="mmer_lobes.fusion"):
+        fusion = WeightedFusion(step=0.05).fit(speech, text)
+    expected = [_ua_present(w * speech.scores + (1 - w) * text.scores, labels) for w in fusion.grid]
+    # 'neu' is still predicted on some hold-out utterances: those are errors of present classes
+    assert any(((w * speech.scores + (1 - w) * text.scores).argmax(axis=1) == 2).any() for w in fusion.grid)
+    np.testing.assert_allclose(fusion.curve, expected, rtol=0, atol=1e-9)
+    assert fusion.holdout_objective == pytest.approx(max(expected), abs=1e-9)
+    assert fusion.weight == _best_weight(fusion.grid.tolist(), expected)
+    # not the average over 4 classes with 0 for the missing one
+    assert fusion.holdout_objective > 0.75 * max(expected) + 1
+    assert fusion.holdout_missing_classes == ["neu"]
+    assert json.loads(json.dumps(fusion.to_dict()))["holdout_missing_classes"] == ["neu"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("['neu']" in m and "3 present classes" in m for m in warnings), warnings
+    assert missing_classes(labels, CLASSES) == ["neu"]
+
+
+@pytest.mark.parametrize("classes, absent", [(CLASSES, "hap"), (["a", "b", "c"], "b")])
+def test_missing_holdout_class_logreg_keeps_every_column(classes, absent, caplog):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(10)
+    speech, text = _without(_synthetic(150, rng, classes=classes), absent)
+    with caplog.at_level(logging.WARNING, logger="mmer_lobes.fusion"):
+        fusion = LogRegFusion().fit(speech, text)
+    assert fusion.holdout_missing_classes == [absent]
+    assert any(f"['{absent}']" in r.getMessage() and "logit" in r.getMessage() for r in caplog.records)
+    test_speech, test_text = _synthetic(60, rng, classes=classes)
+    out = fusion.apply(test_speech, test_text)
+    assert out.shape == (60, len(classes))
+    missing = classes.index(absent)
+    present = [i for i in range(len(classes)) if i != missing]
+    assert np.all(out[:, missing] < -1000)
+    # the present columns, in class order, are scikit-learn's own log-posteriors
+    features = np.concatenate([speech.scores, text.scores], axis=1)
+    mean, std = features.mean(axis=0), features.std(axis=0)
+    model = LogisticRegression(C=1.0, max_iter=1000).fit((features - mean) / std, speech.label_indices())
+    assert model.classes_.tolist() == present
+    test_features = np.concatenate([test_speech.scores, test_text.scores], axis=1)
+    np.testing.assert_allclose(out[:, present], model.predict_log_proba((test_features - mean) / std),
+                               atol=1e-8)
 
 
 # ----------------------------------------------------------------------------- all methods
@@ -402,11 +544,16 @@ def test_fuse_script_output_tree(fused_fold):
         # the metrics are those of the written scores
         truth = fused.label_indices()
         assert metrics["WA"] == pytest.approx(100 * (fused.scores.argmax(axis=1) == truth).mean())
+        assert metrics["UA"] == pytest.approx(_ua_present(fused.scores, truth))
         with open(os.path.join(folder, "fusion_params.json")) as handle:
             params = json.load(handle)
         assert params["method"] == method and params["objective"] == "UA"
         assert params["params"]["method"] == method
-        assert isinstance(params["objective_value"], float)
+        assert params["holdout_missing_classes"] == []
+        # the objective value is the hold-out UA of the written fused hold-out scores
+        fused_holdout = read_scores(os.path.join(folder, "scores", "holdout.csv"))
+        assert params["objective_value"] == pytest.approx(
+            _ua_present(fused_holdout.scores, fused_holdout.label_indices()))
         # the stored parameters reproduce the written scores
         pairs = align_score_sets(test_speech, read_scores(os.path.join(text, "scores", "test.csv")))
         np.testing.assert_allclose(
@@ -417,15 +564,86 @@ def test_fuse_script_output_tree(fused_fold):
 
 
 def test_fuse_script_beats_single_modalities(fused_fold):
-    _, _, output, _ = fused_fold
+    speech, text, output, _ = fused_fold
     with open(os.path.join(output, "summary.json")) as handle:
-        results = json.load(handle)["results"]
+        summary = json.load(handle)
+    results = summary["results"]
+    assert summary["holdout_missing_classes"] == []
+    # the single-modality rows are the UAs of the input score files
+    pairs = {split: align_score_sets(read_scores(os.path.join(speech, "scores", f"{split}.csv")),
+                                     read_scores(os.path.join(text, "scores", f"{split}.csv")))
+             for split in ("holdout", "test")}
+    for index, modality in enumerate(("speech", "text")):
+        for split, pair in pairs.items():
+            assert results[modality][f"{split}_UA"] == pytest.approx(
+                _ua_present(pair[index].scores, pair[index].label_indices()))
     single = max(results["speech"]["test_UA"], results["text"]["test_UA"])
     best = max(results[m]["test_UA"] for m in ("weighted", "znorm", "logreg"))
     assert best >= single
     assert results["weighted"]["test_UA"] > single + 10  # independent errors: a big gain
     assert results["znorm"]["w1"] == 0.5
-    assert 0.0 <= results["weighted"]["w1"] <= 1.0
+    # w1 is the grid search on the hold-out files, redone here
+    h_speech, h_text = pairs["holdout"]
+    grid = [round(0.01 * i, 10) for i in range(101)]
+    curve = [_ua_present(w * h_speech.scores + (1 - w) * h_text.scores, h_speech.label_indices())
+             for w in grid]
+    assert results["weighted"]["w1"] == _best_weight(grid, curve)
+    with open(os.path.join(output, "weighted", "fusion_params.json")) as handle:
+        params = json.load(handle)
+    np.testing.assert_allclose(params["holdout_curve"]["UA"], curve, atol=1e-9)
+    assert params["objective_value"] == pytest.approx(max(curve))
+
+
+def test_fuse_script_missing_class_and_constant_column(fused_fold, tmp_path):
+    """A hold-out without 'neu', whose text scores give 'sad' the same log-posterior on
+    every utterance: every method runs, the UAs are over the present classes, and both
+    events are reported in the outputs."""
+    speech, text, _, _ = fused_fold
+    folders = {}
+    for modality, source in (("speech", speech), ("text", text)):
+        folders[modality] = tmp_path / modality
+        holdout = read_scores(os.path.join(source, "scores", "holdout.csv"))
+        keep = [i for i, label in enumerate(holdout.labels) if label != "neu"]
+        scores = holdout.scores[keep]
+        if modality == "text":
+            probs = np.exp(scores)
+            probs[:, :3] *= 0.85 / probs[:, :3].sum(axis=1, keepdims=True)
+            probs[:, 3] = 0.15
+            scores = np.log(probs)
+        write_scores(str(folders[modality] / "scores" / "holdout.csv"), [holdout.ids[i] for i in keep],
+                     [holdout.labels[i] for i in keep], scores, CLASSES)
+        test = read_scores(os.path.join(source, "scores", "test.csv"))
+        write_scores(str(folders[modality] / "scores" / "test.csv"), test.ids, test.labels, test.scores, CLASSES)
+    output = tmp_path / "out"
+    result = _fuse(str(folders["speech"]), str(folders["text"]), str(output))
+    assert result.returncode == 0, result.stderr
+    assert "['neu']" in result.stderr and "text hold-out scores of class sad" in result.stderr
+    with open(output / "summary.json") as handle:
+        summary = json.load(handle)
+    assert summary["holdout_missing_classes"] == ["neu"]
+    h_speech, h_text = align_score_sets(read_scores(str(folders["speech"] / "scores" / "holdout.csv")),
+                                        read_scores(str(folders["text"] / "scores" / "holdout.csv")))
+    labels = h_speech.label_indices()
+    assert summary["results"]["speech"]["holdout_UA"] == pytest.approx(_ua_present(h_speech.scores, labels))
+    for method in ("weighted", "znorm", "logreg"):
+        with open(output / method / "fusion_params.json") as handle:
+            params = json.load(handle)
+        assert params["holdout_missing_classes"] == ["neu"]
+        assert params["params"]["holdout_missing_classes"] == ["neu"]
+        fused = read_scores(str(output / method / "scores" / "holdout.csv"))
+        assert params["objective_value"] == pytest.approx(_ua_present(fused.scores, labels))
+        test_fused = read_scores(str(output / method / "scores" / "test.csv"))
+        assert test_fused.classes == CLASSES and np.isfinite(test_fused.scores).all()
+    with open(output / "znorm" / "fusion_params.json") as handle:
+        znorm = json.load(handle)["params"]
+    assert znorm["floored_columns"] == {"speech": [], "text": ["sad"]}
+    text_std = h_text.scores.std(axis=0)
+    floor = 0.1 * np.median(text_std[text_std > 1e-6])
+    np.testing.assert_allclose(znorm["text_std"], np.maximum(text_std, floor), rtol=1e-9)
+    weighted = read_scores(str(output / "weighted" / "scores" / "holdout.csv"))
+    grid = [round(0.01 * i, 10) for i in range(101)]
+    curve = [_ua_present(w * h_speech.scores + (1 - w) * h_text.scores, labels) for w in grid]
+    assert _ua_present(weighted.scores, labels) == pytest.approx(max(curve))
 
 
 def test_fuse_script_overrides(fused_fold, tmp_path):
