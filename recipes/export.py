@@ -498,10 +498,9 @@ def hyperparams_yaml(classes, speech, text, fusion, options, provenance):
 
 
 def error_percent(part):
-    """The selected checkpoint's hold-out error rate in percent: recipes/train.py records a
-    fraction (MetricStats of classification_error), recipes/train_text.py a percentage."""
-    value = float(part["checkpoint"].meta.get("error_rate"))
-    return 100.0 * value if part["kind"] == "speech" else value
+    """The selected checkpoint's hold-out error rate in percent (the recipes record a
+    fraction, as SpeechBrain's MetricStats gives it)."""
+    return 100.0 * float(part["checkpoint"].meta.get("error_rate"))
 
 
 def _figures(metrics):

@@ -23,6 +23,7 @@ from data_prep.iemocap_prepare import IemocapPrepError, prepare_iemocap
 from mmer_lobes.audio import AudioError, audio_pipeline
 from mmer_lobes.evaluation import ScoreCollector
 from mmer_lobes.folds import FoldError, fold_manifest_paths, make_fold
+from mmer_lobes.labels import LabelOrderError, load_label_encoder
 from mmer_lobes.resnet import count_parameters
 from mmer_lobes.transfer import EncoderMismatchError, load_pretrained_encoder, transfer_param_groups
 
@@ -107,12 +108,10 @@ class EmotionBrain(sb.Brain):
 
 def dataio_prep(hparams, fold_paths):
     """Datasets of the fold's train / hold-out / test splits with audio and label pipelines."""
-    label_encoder = hparams["label_encoder"]
-    label_encoder.load_or_create(
-        path=os.path.join(hparams["save_folder"], "label_encoder.txt"),
-        from_iterables=[hparams["emotions"]],
+    label_encoder = load_label_encoder(
+        os.path.join(hparams["save_folder"], "label_encoder.txt"), hparams["emotions"],
+        hparams["label_encoder"],
     )
-    label_encoder.expect_len(len(hparams["emotions"]))
 
     @sb.utils.data_pipeline.takes("emo")
     @sb.utils.data_pipeline.provides("emo_encoded")
@@ -183,6 +182,6 @@ def main():
 if __name__ == "__main__":
     try:
         main()
-    except (IemocapPrepError, FoldError, EncoderMismatchError, AudioError) as error:
+    except (IemocapPrepError, FoldError, EncoderMismatchError, AudioError, LabelOrderError) as error:
         # Bad input gets one clear line, not a traceback from deep inside the toolkit.
         sys.exit(f"train.py: error: {error}")

@@ -29,6 +29,7 @@ from speechbrain.utils.distributed import run_on_main
 from data_prep.iemocap_prepare import IemocapPrepError, prepare_iemocap
 from mmer_lobes.evaluation import ScoreCollector
 from mmer_lobes.folds import FoldError, fold_manifest_paths, make_fold
+from mmer_lobes.labels import LabelOrderError, load_label_encoder
 from mmer_lobes.text import TextModelError, text_pipeline
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ class TextEmotionBrain(sb.Brain):
         metrics = self.collector.metrics()
         stats = {
             "loss": stage_loss,
-            "error_rate": 100.0 - metrics["WA"],
+            # A fraction, as SpeechBrain's MetricStats gives it (and the speech recipe).
+            "error_rate": 1.0 - metrics["WA"] / 100.0,
             "UA": metrics["UA"],
             "WA": metrics["WA"],
         }
@@ -118,18 +120,9 @@ def dataio_prep(hparams, fold_paths):
         ``{"train", "holdout", "test"}`` of :class:`DynamicItemDataset`, and the label
         encoder under ``"label_encoder"``.
     """
-    label_encoder = hparams["label_encoder"]
-    classes = list(hparams["emotions"])
-    label_encoder.load_or_create(
-        path=hparams["label_encoder_file"], from_iterables=[classes]
+    label_encoder = load_label_encoder(
+        hparams["label_encoder_file"], hparams["emotions"], hparams["label_encoder"]
     )
-    label_encoder.expect_len(len(classes))
-    encoded_order = [label_encoder.ind2lab[i] for i in range(len(label_encoder))]
-    if encoded_order != classes:
-        raise ValueError(
-            f"{hparams['label_encoder_file']} holds the classes {encoded_order}, but the YAML "
-            f"says emotions: {classes}; remove the file or use another output_folder"
-        )
 
     @sb.utils.data_pipeline.takes("emo")
     @sb.utils.data_pipeline.provides("emo_encoded")
@@ -198,7 +191,10 @@ def main(argv):
     except (IemocapPrepError, FoldError) as error:
         sys.exit(f"train_text.py: {error}")
     fold_paths = fold_manifest_paths(hparams["fold_folder"])
-    datasets = dataio_prep(hparams, fold_paths)
+    try:
+        datasets = dataio_prep(hparams, fold_paths)
+    except LabelOrderError as error:
+        sys.exit(f"train_text.py: {error}")
     label_encoder = datasets["label_encoder"]
     hparams["classes"] = [label_encoder.ind2lab[i] for i in range(len(label_encoder))]
 
