@@ -7,7 +7,11 @@ majority label survives the label map:
     {"Ses01F_impro01_F000": {
         "wav": "{data_root}/Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav",
         "duration": 1.94, "transcript": "Excuse me.", "emo": "neu", "emo_raw": "neu",
-        "speaker": "Ses01F", "gender": "F", "session": 1}}
+        "speaker": "Ses01F", "gender": "F", "session": 1, "dialogue": "Ses01F_impro01",
+        "improvised": true, "vad": [2.5, 2.5, 2.5]}}
+
+``vad`` is the header's mean [valence, arousal, dominance] (1-5 scales); ``improvised``
+is true for the ``impro`` dialogues and false for the ``script`` ones.
 
 One file per session means a leave-one-session-out fold is a choice of files,
 never a re-preparation. Paths start with a ``{data_root}`` placeholder so the
@@ -68,7 +72,7 @@ FULL_CORPUS_MIN_TURNS = 10000
 OPTIONS_FILE = prepare_common.OPTIONS_FILE
 
 # Bumped when the manifest fields change, so old manifests are not reused.
-MANIFEST_FORMAT_VERSION = 1
+MANIFEST_FORMAT_VERSION = 2
 
 UTTERANCE_ID_PATTERN = re.compile(r"^Ses(\d{2})[FM]_\S+_([FM])\d+$")
 EVALUATION_LINE_PATTERN = re.compile(
@@ -394,6 +398,8 @@ def read_dialog(data_folder, session, evaluation_path, label_map=DEFAULT_LABEL_M
     (2, ['Ses01F_impro01_F000'])
     >>> entries["Ses01F_impro01_F000"]["wav"]
     '{data_root}/Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav'
+    >>> [entries["Ses01F_impro01_F000"][k] for k in ("dialogue", "improvised", "vad")]
+    ['Ses01F_impro01', True, [2.5, 2.5, 2.5]]
     """
     dialog = os.path.splitext(os.path.basename(evaluation_path))[0]
     turns = read_evaluation_file(evaluation_path)
@@ -432,6 +438,12 @@ def read_dialog(data_folder, session, evaluation_path, label_map=DEFAULT_LABEL_M
             "speaker": speaker,
             "gender": speaker[-1],
             "session": session,
+            # The dialogue groups the hold-out (no dialogue split between train and hold-out);
+            # scripted dialogues reuse the same scripts in every session, so the report shows
+            # improvised and scripted test utterances apart.
+            "dialogue": dialog,
+            "improvised": "_impro" in dialog,
+            "vad": list(turn.vad),
         }
     return turns, entries
 

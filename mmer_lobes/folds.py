@@ -3,18 +3,31 @@
 IEMOCAP is prepared as one manifest per session (``Session1.json`` ... ``Session5.json``), so
 a fold is a choice of files, never a re-preparation. A fold trains on four sessions, tests on
 the fifth, and takes a hold-out set (for model selection and fusion) from the training
-sessions, either as a class-stratified share or as a whole session. The speech and the text
-recipes both call :func:`make_fold`, so both modalities see exactly the same utterances in
-every split, which score-level fusion requires.
+sessions:
+
+* ``dialogue`` (the default): class-stratified and grouped by dialogue, so that no dialogue
+  is split between train and hold-out. Utterances of one dialogue share speakers, topic and
+  (in scripted dialogues) text, so a hold-out that shares dialogues with training scores
+  optimistically, by a different amount for each modality, which biases the fusion.
+* ``stratified``: a class-stratified share of the training utterances, drawn per utterance.
+* ``session``: the whole training session before the test session.
+
+The speech and the text recipes both call :func:`make_fold`, so both modalities see exactly
+the same utterances in every split, which score-level fusion requires.
 """
 import json
+import logging
 import os
 
 import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
 
 from mmer_lobes.files import atomic_write_json
 
+logger = logging.getLogger(__name__)
+
 SPLITS = ("train", "holdout", "test")
+HOLDOUT_KINDS = ("dialogue", "stratified", "session")
 
 
 class FoldError(ValueError):
@@ -98,6 +111,54 @@ def stratified_holdout_ids(entries, label_key, share, seed):
     return chosen
 
 
+def dialogue_holdout_ids(entries, label_key, share, seed, group_key="dialogue"):
+    """A class-stratified hold-out of whole dialogues: one fold of scikit-learn's
+    ``StratifiedGroupKFold`` with ``round(1 / share)`` folds, so about ``share`` of the
+    utterances, reproducibly.
+
+    Arguments
+    ---------
+    entries : dict
+        Manifest entries keyed by utterance id; each needs ``group_key``.
+    label_key : str
+        The field that holds the class.
+    share : float
+        Fraction in (0, 0.5]: the hold-out is one of ``round(1 / share)`` folds.
+    seed : int
+    group_key : str
+        The field that names the dialogue.
+
+    Example
+    -------
+    >>> entries = {f"d{d}_u{i}": {"emo": "ang" if i % 2 else "sad", "dialogue": f"d{d}"}
+    ...            for d in range(8) for i in range(4)}
+    >>> ids = dialogue_holdout_ids(entries, "emo", 0.25, seed=1)
+    >>> len(ids), len({entries[i]["dialogue"] for i in ids}), sorted({entries[i]["emo"] for i in ids})
+    (8, 2, ['ang', 'sad'])
+    """
+    if not 0.0 < share <= 0.5:
+        raise FoldError(f"holdout_share must lie in (0, 0.5] for the dialogue hold-out, got {share}")
+    ids = sorted(entries)
+    missing = [u for u in ids if not entries[u].get(group_key)]
+    if missing:
+        raise FoldError(
+            f"holdout: dialogue needs a '{group_key}' field in every manifest entry, and "
+            f"{len(missing)} lack it (first: {missing[0]}); re-run the prepare script, or set "
+            "holdout: stratified"
+        )
+    groups = [entries[u][group_key] for u in ids]
+    n_splits = int(round(1.0 / share))
+    if len(set(groups)) < n_splits:
+        raise FoldError(
+            f"holdout_share {share} needs at least {n_splits} dialogues in the training "
+            f"sessions, found {len(set(groups))}; raise holdout_share or set holdout: stratified"
+        )
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    labels = [entries[u][label_key] for u in ids]
+    _, holdout_rows = next(splitter.split(np.zeros(len(ids)), labels, groups))
+    return {ids[row] for row in holdout_rows}
+
+
 def make_fold(
     manifest_folder,
     test_session,
@@ -105,7 +166,7 @@ def make_fold(
     classes,
     label_key="emo",
     sessions=(1, 2, 3, 4, 5),
-    holdout="stratified",
+    holdout="dialogue",
     holdout_share=0.1,
     seed=1234,
 ):
@@ -126,12 +187,13 @@ def make_fold(
     sessions : sequence of int
         All sessions of the corpus.
     holdout : str
-        ``"stratified"`` (a class-stratified share of the training sessions) or
-        ``"session"`` (the whole session before the test session).
+        ``"dialogue"`` (class-stratified whole dialogues of the training sessions, see
+        :func:`dialogue_holdout_ids`), ``"stratified"`` (a class-stratified share of the
+        training utterances) or ``"session"`` (the whole session before the test session).
     holdout_share : float
-        The share used by ``"stratified"``.
+        The share used by ``"dialogue"`` and ``"stratified"``.
     seed : int
-        Seed of the stratified draw.
+        Seed of the draw.
 
     Returns
     -------
@@ -143,7 +205,8 @@ def make_fold(
     >>> import tempfile
     >>> src, dst = tempfile.mkdtemp(), tempfile.mkdtemp()
     >>> for k in (1, 2, 3):
-    ...     entries = {f"S{k}_{i}": {"emo": "ang" if i % 2 else "sad"} for i in range(10)}
+    ...     entries = {f"S{k}_{i}": {"emo": "ang" if i % 2 else "sad", "dialogue": f"S{k}_d{i // 2}"}
+    ...                for i in range(10)}
     ...     _ = open(os.path.join(src, f"Session{k}.json"), "w").write(json.dumps(entries))
     >>> paths = make_fold(src, 3, dst, ["ang", "sad"], sessions=(1, 2, 3), holdout_share=0.2)
     >>> [len(json.load(open(paths[s]))) for s in SPLITS]
@@ -167,12 +230,14 @@ def make_fold(
     for k in sessions:
         if k != test_session:
             training.update(manifests[k])
-    if holdout == "stratified":
+    if holdout == "dialogue":
+        holdout_ids = dialogue_holdout_ids(training, label_key, holdout_share, seed)
+    elif holdout == "stratified":
         holdout_ids = stratified_holdout_ids(training, label_key, holdout_share, seed)
     elif holdout == "session":
         holdout_ids = set(manifests[holdout_session_for(test_session, sessions)])
     else:
-        raise FoldError(f"holdout must be 'stratified' or 'session', got {holdout!r}")
+        raise FoldError(f"holdout must be one of {list(HOLDOUT_KINDS)}, got {holdout!r}")
 
     splits = {
         "train": {u: e for u, e in training.items() if u not in holdout_ids},
@@ -183,8 +248,40 @@ def make_fold(
     for split in SPLITS:
         if not splits[split]:
             raise FoldError(f"fold {test_session}: the {split} split is empty")
+    warn_about_missing_classes(splits, classes, label_key, f"fold {test_session}")
+    for split in SPLITS:
         atomic_write_json(paths[split], splits[split])
     return paths
+
+
+def warn_about_missing_classes(splits, classes, label_key, fold_name):
+    """Logs a warning for every class that a split lacks, with the class's counts, and
+    returns ``{split: [missing classes]}``. A class with fewer than two training utterances
+    cannot be in both train and hold-out; the fusion fitted on the hold-out must know.
+
+    Example
+    -------
+    >>> splits = {"train": {"a": {"emo": "ang"}, "b": {"emo": "sad"}},
+    ...           "holdout": {"c": {"emo": "ang"}}, "test": {"d": {"emo": "sad"}}}
+    >>> warn_about_missing_classes(splits, ["ang", "sad"], "emo", "fold 1")
+    {'holdout': ['sad'], 'test': ['ang']}
+    """
+    counts = {split: {} for split in splits}
+    for split, entries in splits.items():
+        for entry in entries.values():
+            counts[split][entry[label_key]] = counts[split].get(entry[label_key], 0) + 1
+    missing = {}
+    for split in splits:
+        absent = [label for label in classes if not counts[split].get(label)]
+        if absent:
+            missing[split] = absent
+            found = {s: {label: counts[s].get(label, 0) for label in absent} for s in splits}
+            logger.warning(
+                "%s: the %s split has no utterance of class(es) %s (counts per split: %s); "
+                "its figures and anything fitted on it ignore these classes",
+                fold_name, split, absent, found,
+            )
+    return missing
 
 
 def fold_manifest_paths(save_folder):

@@ -159,6 +159,9 @@ def test_manifests_counts_and_fields(corpus, tmp_path):
         "speaker": "Ses02M",
         "gender": "M",
         "session": 2,
+        "dialogue": "Ses02F_impro01",
+        "improvised": True,
+        "vad": [2.5, 3.0, 3.5],
     }
     assert os.path.isfile(os.path.join(save_folder, "prepare_opts.json"))
 
@@ -370,3 +373,25 @@ def test_full_corpus_guard_explicit(corpus, tmp_path, caplog, monkeypatch):
     with caplog.at_level(logging.WARNING):
         prepare(corpus, tmp_path, expect_full_corpus=True)
     assert "DO NOT MATCH" not in caplog.text
+
+
+def test_scripted_dialogues_are_marked(corpus, tmp_path):
+    """A ``script`` dialogue gives ``improvised: false``; the dialogue names the group."""
+    session = os.path.join(corpus, "Session3")
+    for sub in ("dialog/EmoEvaluation", "dialog/transcriptions"):
+        folder = os.path.join(session, sub)
+        for name in os.listdir(folder):
+            if name.endswith(".txt"):
+                text = open(os.path.join(folder, name), encoding="latin-1").read()
+                os.remove(os.path.join(folder, name))
+                with open(os.path.join(folder, name.replace("impro01", "script01_2")), "w") as handle:
+                    handle.write(text.replace("impro01", "script01_2"))
+    wav_folder = os.path.join(session, "sentences", "wav")
+    os.rename(os.path.join(wav_folder, "Ses03F_impro01"), os.path.join(wav_folder, "Ses03F_script01_2"))
+    for name in os.listdir(os.path.join(wav_folder, "Ses03F_script01_2")):
+        os.rename(os.path.join(wav_folder, "Ses03F_script01_2", name),
+                  os.path.join(wav_folder, "Ses03F_script01_2", name.replace("impro01", "script01_2")))
+    save_folder, _ = prepare(corpus, tmp_path)
+    scripted = load(save_folder, 3)
+    assert {(e["dialogue"], e["improvised"]) for e in scripted.values()} == {("Ses03F_script01_2", False)}
+    assert {e["improvised"] for e in load(save_folder, 2).values()} == {True}

@@ -1,0 +1,57 @@
+"""No YAML key is read by nothing: a setting that no code reads (as `grad_clip` once was)
+silently does nothing when a user changes it. Every top-level key of every hparams YAML
+must be referenced by another key of its file (``!ref <key>``), read by a recipe or lobe
+(``hparams["key"]``, ``self.hparams.key``, ``getattr(args, "key")``...), or be one of
+SpeechBrain's Brain run options, which the Brain reads from the hparams by name."""
+import glob
+import os
+import re
+
+import pytest
+from speechbrain.utils.run_opts import RunOptions
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+YAMLS = sorted(glob.glob(os.path.join(REPO, "hparams", "**", "*.yaml"), recursive=True))
+CODE = "\n".join(
+    open(path, encoding="utf-8").read()
+    for folder in ("recipes", "mmer_lobes")
+    for path in glob.glob(os.path.join(REPO, folder, "**", "*.py"), recursive=True)
+)
+BRAIN_RUN_OPTIONS = set(RunOptions().as_dict())
+TOP_LEVEL_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):", re.MULTILINE)
+
+
+def _read_by_code(key):
+    quoted = re.search(rf"""["']{key}["']""", CODE)
+    attribute = re.search(rf"\.{key}\b", CODE)
+    return bool(quoted or attribute)
+
+
+def _dead_keys(text):
+    keys = TOP_LEVEL_KEY.findall(text)
+    dead = []
+    for key in keys:
+        if key.startswith("__") or key in BRAIN_RUN_OPTIONS:
+            continue  # hyperpyyaml runs __keys at load; the Brain reads its run options
+        if re.search(rf"<{key}[>\[]", text) or re.search(rf"\*{key}\b", text) or _read_by_code(key):
+            continue  # a !ref, a YAML alias of its anchor (<<: *key), or code
+        dead.append(key)
+    return dead
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=[os.path.relpath(p, REPO) for p in YAMLS])
+def test_every_top_level_key_is_read(path):
+    text = open(path, encoding="utf-8").read()
+    assert _dead_keys(text) == []
+
+
+def test_the_check_finds_a_dead_key():
+    text = ("lr: 0.1\nopt_class: !name:torch.optim.SGD\n    lr: !ref <lr>\n"
+            "grad_clip: 5.0\nmax_grad_norm: 5.0\nbase: &base\n    a: 1\nother:\n    <<: *base\n")
+    assert _dead_keys(text) == ["grad_clip", "other"]
+
+
+def test_grad_clip_is_gone():
+    for path in YAMLS:
+        assert "grad_clip" not in open(path, encoding="utf-8").read(), path
+    assert "grad_clip" not in CODE
