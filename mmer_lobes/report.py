@@ -2,7 +2,100 @@
 paper's figures beside them, and pooled confusion matrices (Table 2 of Padi et al.)."""
 import numpy as np
 
-from mmer_lobes.metrics import summarize_confusion
+from mmer_lobes.metrics import confusion_matrix, summarize_confusion
+
+# IEMOCAP's scripted dialogues reuse the same scripts in every session, so a text (or fused)
+# figure on scripted test utterances is helped by sentences seen in training: the report
+# shows the two kinds apart, from the manifests' ``improvised`` field.
+SUBSETS = {"improvised": True, "scripted": False}
+
+
+def subset_confusions(score_set, manifest, field="improvised"):
+    """Confusion counts of ``score_set`` on its improvised and its scripted utterances.
+
+    Arguments
+    ---------
+    score_set : mmer_lobes.scores.ScoreSet
+        A system's test scores of one fold.
+    manifest : dict
+        The fold's test manifest (utterance id -> entry with ``field``).
+    field : str
+
+    Returns
+    -------
+    dict or None
+        ``{"improvised": counts, "scripted": counts}`` (lists of lists), or None when the
+        manifest does not say which utterance is which.
+
+    Example
+    -------
+    >>> from mmer_lobes.scores import ScoreSet
+    >>> scores = ScoreSet(["a", "b", "c"], ["x", "y", "y"],
+    ...                   np.log([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]), ["x", "y"])
+    >>> manifest = {"a": {"improvised": True}, "b": {"improvised": True}, "c": {"improvised": False}}
+    >>> subset_confusions(scores, manifest)
+    {'improvised': [[1, 0], [1, 0]], 'scripted': [[0, 0], [0, 1]]}
+    """
+    if not all(field in manifest.get(u, {}) for u in score_set.ids):
+        return None
+    truth = score_set.label_indices()
+    predicted = score_set.scores.argmax(axis=1)
+    kinds = np.array([bool(manifest[u][field]) for u in score_set.ids])
+    return {
+        name: confusion_matrix(truth[kinds == value], predicted[kinds == value],
+                               len(score_set.classes)).tolist()
+        for name, value in SUBSETS.items()
+    }
+
+
+def summarize_subsets(fold_confusions):
+    """Per-fold, mean and pooled UA/WA of each subset, from :func:`subset_confusions`.
+
+    Arguments
+    ---------
+    fold_confusions : dict
+        ``{fold: {subset: confusion counts}}``.
+
+    Returns
+    -------
+    dict
+        ``{subset: {"folds": {fold: {"UA", "WA", "n"}}, "mean": {"UA", "WA"},
+        "pooled": {"UA", "WA", "n"}}}``. A fold without utterances of a subset has no
+        entry for it and does not enter its mean.
+
+    Example
+    -------
+    >>> folds = {"1": {"improvised": [[1, 0], [1, 1]], "scripted": [[0, 0], [0, 0]]},
+    ...          "2": {"improvised": [[2, 0], [0, 2]], "scripted": [[1, 1], [0, 2]]}}
+    >>> r = summarize_subsets(folds)
+    >>> r["improvised"]["mean"], r["improvised"]["pooled"], sorted(r["scripted"]["folds"])
+    ({'UA': 87.5, 'WA': 83.33333333333334}, {'UA': 87.5, 'WA': 85.71428571428571, 'n': 7}, ['2'])
+    """
+    summary = {}
+    for subset in SUBSETS:
+        per_fold, pooled = {}, None
+        for fold in sorted(fold_confusions, key=int):
+            counts = np.asarray(fold_confusions[fold][subset])
+            if counts.sum() == 0:
+                continue
+            per_fold[fold] = _ua_wa(counts)
+            pooled = counts if pooled is None else pooled + counts
+        if pooled is None:
+            continue
+        summary[subset] = {
+            "folds": per_fold,
+            "mean": {key: float(np.mean([f[key] for f in per_fold.values()])) for key in ("UA", "WA")},
+            "pooled": _ua_wa(pooled),
+        }
+    return summary
+
+
+def _ua_wa(counts):
+    """UA and WA over the classes present (rows with utterances), and the count."""
+    present = counts.sum(axis=1) > 0
+    recall = np.diag(counts)[present] / counts.sum(axis=1)[present]
+    return {"UA": float(100.0 * recall.mean()), "WA": float(100.0 * np.trace(counts) / counts.sum()),
+            "n": int(counts.sum())}
 
 
 def summarize_systems(fold_metrics):
@@ -96,6 +189,20 @@ def render_report(results, classes, paper=None, title="Leave-one-session-out res
             for f in folds
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    with_subsets = {name: entry["subsets"] for name, entry in systems.items() if entry.get("subsets")}
+    if with_subsets:
+        lines += ["", "## Improvised and scripted test utterances: UA / WA (%), mean over folds", "",
+                  "IEMOCAP's scripted dialogues reuse the same scripts in every session, so the text "
+                  "branch has seen the sentences of scripted test utterances in training; the "
+                  "improvised figures carry no such help.", "",
+                  "| system | improvised UA | improvised WA | scripted UA | scripted WA |",
+                  "| --- | --- | --- | --- | --- |"]
+        for name, subsets in with_subsets.items():
+            cells = []
+            for subset in SUBSETS:
+                mean = (subsets.get(subset) or {}).get("mean") or {}
+                cells += [_figure(mean.get("UA")), _figure(mean.get("WA"))]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "## Pooled confusion matrices (all test folds; rows: true, columns: predicted)", ""]
     for name, entry in systems.items():
         confusion = entry["pooled"]["confusion"]
