@@ -3,16 +3,21 @@
 SpeechBrain-style skipping: a preparation saves its options in an options
 file beside its outputs, written last; a later run with the same options and
 every output present skips the work. Wav headers are read without decoding,
-and every corpus error names the file, raised as the caller's error class.
+and every corpus error names the file, raised as the caller's error class; a
+truncated wav (shorter than its header says) is a warning naming the file.
 """
 import argparse
 import json
+import logging
 import os
 import sys
 
 import soundfile
 
+from mmer_lobes.audio import wav_data_size
 from mmer_lobes.files import atomic_write_json
+
+logger = logging.getLogger(__name__)
 
 # Beside the outputs: the options of the run that wrote them, written last.
 OPTIONS_FILE = "prepare_opts.json"
@@ -83,7 +88,10 @@ def read_wav_header(path, error_class=ValueError):
     """``(n_samples, sample_rate)`` of a wav, read from its header (no decoding).
 
     Raises ``error_class`` naming the file when it is missing, unreadable or
-    holds no samples.
+    holds no samples. A file that ends before the data its header declares
+    (truncated copy or download) is read as what it holds: a warning names the
+    file and both sizes (:func:`mmer_lobes.audio.wav_data_size`), and the
+    samples present are returned.
 
     Example
     -------
@@ -98,18 +106,28 @@ def read_wav_header(path, error_class=ValueError):
     ... except KeyError as err:
     ...     print(err.args[0].replace(folder, "<folder>"))
     missing wav file: <folder>/b.wav
+    >>> with open(path, "r+b") as handle:  # the last 1000 samples cut off
+    ...     _ = handle.truncate(os.path.getsize(path) - 2000)
+    >>> read_wav_header(path)
+    (7000, 16000)
     """
     if not os.path.isfile(path):
         raise error_class(f"missing wav file: {path}")
     try:
         info = soundfile.info(path)
+        size = wav_data_size(path)
     except (RuntimeError, OSError) as err:
         raise error_class(
             f"cannot read the wav header of {path} (corrupt or truncated file): {err}"
         ) from err
-    if info.frames <= 0:
+    frames = info.frames
+    if size is not None and size.truncated:
+        logger.warning("%s; using the samples present", size.describe(path))
+        if size.present_samples is not None:
+            frames = size.present_samples
+    if frames <= 0:
         raise error_class(f"empty wav file (0 samples, truncated?): {path}")
-    return info.frames, info.samplerate
+    return frames, info.samplerate
 
 
 def prepare_argument_parser(description, data_folder_help):

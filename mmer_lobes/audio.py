@@ -3,17 +3,132 @@
 Every waveform enters through :func:`load_audio`, which gives a mono float tensor at the
 model's sample rate whatever the file holds (resampling and downmixing), and turns a
 missing, unreadable or empty file into an :class:`AudioError` that names the file.
+
+:func:`wav_data_size` compares what a wav header declares with what the file holds: the
+one place where a truncated file is recognised, for the interfaces (flag
+``truncated_file``) and the corpus preparations (a warning). It needs no torch, so
+``data_prep`` imports this module cheaply: torch, torchaudio and SpeechBrain are imported
+where they are used.
 """
 import os
+import struct
+from typing import NamedTuple, Optional
 
 import soundfile
-import torch
-import torchaudio
-import speechbrain as sb
+
+# The RIFF size fields are 32-bit: streaming writers put this value where the size goes
+# (they do not know it yet), and RF64 files put it there and the real size in a ds64 chunk.
+_UNKNOWN_SIZE = 0xFFFFFFFF
+# Formats whose block_align is the size of one sample frame (all channels): PCM, IEEE
+# float, A-law, mu-law and WAVE_FORMAT_EXTENSIBLE (which wraps them). In compressed
+# formats (ADPCM...) a block holds many frames, so only bytes can be compared.
+_FRAME_FORMATS = (0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE)
 
 
 class AudioError(ValueError):
     """An audio file is missing, unreadable, or holds no samples."""
+
+
+class WavDataSize(NamedTuple):
+    """The ``data`` chunk of a wav file: the bytes its header declares and the bytes present.
+
+    Attributes
+    ----------
+    declared_bytes : int
+        The chunk size written in the header.
+    present_bytes : int
+        The bytes of the chunk the file holds (at most ``declared_bytes``).
+    frame_bytes : int or None
+        Bytes per sample frame (all channels); None for compressed formats.
+
+    Example
+    -------
+    >>> size = WavDataSize(declared_bytes=32000, present_bytes=20001, frame_bytes=2)
+    >>> size.truncated, size.declared_samples, size.present_samples
+    (True, 16000, 10000)
+    >>> size.describe("a.wav")
+    'truncated wav file a.wav: its header declares 16000 samples, the file holds 10000'
+    """
+
+    declared_bytes: int
+    present_bytes: int
+    frame_bytes: Optional[int]
+
+    @property
+    def truncated(self):
+        """The file ends before the data its header declares."""
+        return self.present_bytes < self.declared_bytes
+
+    @property
+    def declared_samples(self):
+        """Sample frames the header declares (None for compressed formats)."""
+        return self.declared_bytes // self.frame_bytes if self.frame_bytes else None
+
+    @property
+    def present_samples(self):
+        """Whole sample frames the file holds (None for compressed formats)."""
+        return self.present_bytes // self.frame_bytes if self.frame_bytes else None
+
+    def describe(self, path):
+        """One line naming ``path`` and both sizes (samples, or bytes when compressed)."""
+        if self.frame_bytes:
+            declared, present, unit = self.declared_samples, self.present_samples, "samples"
+        else:
+            declared, present, unit = self.declared_bytes, self.present_bytes, "bytes of data"
+        return (f"truncated wav file {path}: its header declares {declared} {unit}, "
+                f"the file holds {present}")
+
+
+def wav_data_size(path):
+    """The declared and present sizes of the ``data`` chunk of a wav file, read from its
+    RIFF chunks (no decoding); None when ``path`` is not a RIFF/RF64 wav, when its header
+    ends before a ``data`` chunk, or when the header does not say the size (streamed).
+
+    soundfile reads a truncated wav without a word (its ``frames`` count what is present),
+    so this is how a truncated file is told from a short one.
+
+    Example
+    -------
+    >>> import tempfile, numpy
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> soundfile.write(path, numpy.zeros(16000), 16000, subtype="PCM_16")
+    >>> wav_data_size(path)
+    WavDataSize(declared_bytes=32000, present_bytes=32000, frame_bytes=2)
+    >>> with open(path, "r+b") as handle:
+    ...     _ = handle.truncate(os.path.getsize(path) - 12000)
+    >>> wav_data_size(path).describe("a.wav")
+    'truncated wav file a.wav: its header declares 16000 samples, the file holds 10000'
+    """
+    with open(path, "rb") as handle:
+        file_size = os.fstat(handle.fileno()).st_size
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+            return None
+        frame_bytes, ds64_data_bytes = None, None
+        position = 12
+        while position + 8 <= file_size:
+            handle.seek(position)
+            chunk_id, size = struct.unpack("<4sI", handle.read(8))
+            body = position + 8
+            if chunk_id == b"fmt " and size >= 14:
+                fmt = handle.read(14)
+                if len(fmt) < 14:  # the file ends inside its header
+                    return None
+                format_tag, _, _, _, block_align = struct.unpack("<HHIIH", fmt)
+                frame_bytes = block_align if format_tag in _FRAME_FORMATS and block_align else None
+            elif chunk_id == b"ds64" and size >= 16:
+                ds64 = handle.read(16)
+                if len(ds64) < 16:
+                    return None
+                _, ds64_data_bytes = struct.unpack("<QQ", ds64)
+            elif chunk_id == b"data":
+                if size == _UNKNOWN_SIZE:
+                    if ds64_data_bytes is None:
+                        return None
+                    size = ds64_data_bytes
+                return WavDataSize(size, min(size, file_size - body), frame_bytes)
+            position = body + size + (size & 1)  # chunks are word-aligned
+    return None
 
 
 def load_audio(path, sample_rate=16000, start=None, stop=None):
@@ -30,9 +145,9 @@ def load_audio(path, sample_rate=16000, start=None, stop=None):
 
     Example
     -------
-    >>> import tempfile, os
+    >>> import tempfile, os, numpy
     >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
-    >>> soundfile.write(path, torch.rand(8000, 2).numpy() - 0.5, 8000)
+    >>> soundfile.write(path, numpy.random.rand(8000, 2) - 0.5, 8000)
     >>> load_audio(path, 16000).shape
     torch.Size([16000])
     >>> load_audio(os.path.join(os.path.dirname(path), "missing.wav"))
@@ -40,6 +155,8 @@ def load_audio(path, sample_rate=16000, start=None, stop=None):
     ...
     mmer_lobes.audio.AudioError: audio file not found: .../missing.wav
     """
+    import torch
+
     if not os.path.isfile(path):
         raise AudioError(f"audio file not found: {path}")
     try:
@@ -47,13 +164,24 @@ def load_audio(path, sample_rate=16000, start=None, stop=None):
             path, start=start or 0, stop=stop, dtype="float32", always_2d=True
         )
     except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise AudioError(f"cannot read audio file {path}: {error}") from None
+        raise AudioError(f"cannot read audio file {path}: {error}{_truncation_note(path)}") from None
     if data.shape[0] == 0:
-        raise AudioError(f"audio file {path} holds no samples")
+        raise AudioError(f"audio file {path} holds no samples{_truncation_note(path)}")
     signal = torch.from_numpy(data).mean(dim=1)
     if file_rate != sample_rate:
+        import torchaudio
+
         signal = torchaudio.functional.resample(signal, file_rate, sample_rate)
     return signal
+
+
+def _truncation_note(path):
+    """`` (truncated: ...)`` for the error message of an unreadable or empty file, or ""."""
+    try:
+        size = wav_data_size(path)
+    except OSError:
+        return ""
+    return f" ({size.describe(path)})" if size is not None and size.truncated else ""
 
 
 def audio_pipeline(sample_rate=16000, segments=False):
@@ -70,6 +198,8 @@ def audio_pipeline(sample_rate=16000, segments=False):
     >>> audio_pipeline(16000).provides, audio_pipeline(16000, segments=True).takes
     (('sig',), ('wav', 'start', 'stop'))
     """
+    import speechbrain as sb
+
     if segments:
 
         @sb.utils.data_pipeline.takes("wav", "start", "stop")

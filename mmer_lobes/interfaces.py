@@ -28,18 +28,28 @@ Inputs (all defined behaviour, reported in ``flags``):
 
 * any sample rate is resampled and multi-channel audio is downmixed
   (:func:`mmer_lobes.audio.load_audio`); flags ``resampled``, ``downmixed``;
-* a clip shorter than ``min_duration`` seconds is zero-padded to that length
+* a clip shorter than ``min_duration`` seconds is zero-padded to that length for the
+  network, and scored with the relative length of its real samples, so that the padding
+  enters neither the sentence mean/variance normalisation nor the statistics pooling
   (``padded_short_clip``);
 * a clip longer than ``max_duration`` seconds is scored on windows of ``window_duration``
   seconds every ``window_hop`` seconds (the last window ends at the end of the clip), at
   most ``window_batch_size`` windows at a time, and the window log-posteriors are averaged
   and renormalised (``windowed_long_clip``): the network's memory is bounded by the window
   batch, whatever the clip's length (the waveform itself is held in memory: 64 KB a second);
+* a clip whose RMS (over its real samples) is below ``silence_rms`` is scored, and
+  flagged ``silent_input``: there is no speech in it to judge;
+* a wav file that ends before the data its header declares (truncated copy or download)
+  is scored on the samples it holds (``truncated_file``;
+  :func:`mmer_lobes.audio.wav_data_size`);
 * an empty (or whitespace) transcript gives the speech-only result
   (``speech_only_empty_text``); no transcript at all gives ``speech_only_no_text``;
   a transcript longer than ``max_length`` tokens is truncated (``truncated_text``);
 * a missing, unreadable, empty or non-finite audio file raises
   :class:`mmer_lobes.audio.AudioError` naming the file.
+
+``from_hparams`` without ``savedir`` on a local folder loads the folder in place and
+writes nothing (no ``pretrained_models/`` in the current folder).
 """
 import math
 import os
@@ -50,10 +60,10 @@ import numpy as np
 import soundfile
 import torch
 
-from speechbrain.inference.interfaces import Pretrained
+from speechbrain.inference.interfaces import Pretrained, pretrained_from_hparams
 from speechbrain.utils.parameter_transfer import Pretrainer
 
-from mmer_lobes.audio import AudioError, load_audio
+from mmer_lobes.audio import AudioError, load_audio, wav_data_size
 from mmer_lobes.fusion import fusion_from_dict, log_softmax
 
 SPEECH_MODULES = ("compute_features", "mean_var_norm", "encoder", "classifier")
@@ -72,19 +82,28 @@ class InterfaceError(ValueError):
     """
 
 
-INPUT_HANDLING = ("min_duration", "max_duration", "window_duration", "window_hop", "window_batch_size")
+INPUT_HANDLING = ("min_duration", "max_duration", "window_duration", "window_hop", "window_batch_size",
+                  "silence_rms")
+# Folders exported before a setting existed load with its value from hparams/export.yaml
+# (tests/test_interfaces.py checks that the two agree).
+INPUT_HANDLING_DEFAULTS = {"silence_rms": 1.0e-4}
 
 
-def check_input_handling(min_duration, max_duration, window_duration, window_hop, window_batch_size):
+def check_input_handling(min_duration, max_duration, window_duration, window_hop, window_batch_size,
+                         silence_rms):
     """Checks the input-handling settings of a speech interface (see the module docstring).
 
     Example
     -------
-    >>> check_input_handling(0.5, 30.0, 10.0, 5.0, 1)
-    >>> check_input_handling(0.5, 30.0, 40.0, 5.0, 1)
+    >>> check_input_handling(0.5, 30.0, 10.0, 5.0, 1, 1e-4)
+    >>> check_input_handling(0.5, 30.0, 40.0, 5.0, 1, 1e-4)
     Traceback (most recent call last):
     ...
     mmer_lobes.interfaces.InterfaceError: need 0 < min_duration <= window_duration <= max_duration, got 0.5, 40.0, 30.0
+    >>> check_input_handling(0.5, 30.0, 10.0, 5.0, 1, -1.0)
+    Traceback (most recent call last):
+    ...
+    mmer_lobes.interfaces.InterfaceError: silence_rms must be >= 0 (0 turns the check off), got -1.0
     """
     if not 0 < min_duration <= window_duration <= max_duration:
         raise InterfaceError(
@@ -95,6 +114,8 @@ def check_input_handling(min_duration, max_duration, window_duration, window_hop
         raise InterfaceError(f"need 0 < window_hop <= window_duration, got {window_hop}, {window_duration}")
     if int(window_batch_size) < 1:
         raise InterfaceError(f"window_batch_size must be at least 1, got {window_batch_size}")
+    if not silence_rms >= 0:  # also refuses NaN
+        raise InterfaceError(f"silence_rms must be >= 0 (0 turns the check off), got {silence_rms}")
 
 
 # --------------------------------------------------------------------------------------
@@ -304,8 +325,9 @@ class EmotionRecognizer(Pretrained):
     ``encoder``, ``classifier``), the text module (``text_classifier``), or both; with both,
     ``hparams`` must hold ``fusion_params``. ``hparams`` holds ``classes``, ``sample_rate``
     and, for speech, ``log_softmax`` and the input handling (``min_duration``,
-    ``max_duration``, ``window_duration``, ``window_hop``, ``window_batch_size``); for text,
-    ``tokenizer`` and ``max_length``. ``from_hparams`` reads them from an exported folder.
+    ``max_duration``, ``window_duration``, ``window_hop``, ``window_batch_size``,
+    ``silence_rms`` (optional: :data:`INPUT_HANDLING_DEFAULTS`)); for text, ``tokenizer``
+    and ``max_length``. ``from_hparams`` reads them from an exported folder.
 
     Example
     -------
@@ -341,10 +363,14 @@ class EmotionRecognizer(Pretrained):
                 )
         self.sample_rate = int(self.hparams.sample_rate)
         if self.has_speech:
-            missing = [k for k in INPUT_HANDLING if not hasattr(self.hparams, k)]
+            missing = [k for k in INPUT_HANDLING
+                       if not hasattr(self.hparams, k) and k not in INPUT_HANDLING_DEFAULTS]
             if missing:
                 raise InterfaceError(f"hyperparams.yaml has no {', '.join(missing)}")
-            check_input_handling(*(float(getattr(self.hparams, k)) for k in INPUT_HANDLING))
+            settings = {k: float(getattr(self.hparams, k, INPUT_HANDLING_DEFAULTS.get(k)))
+                        for k in INPUT_HANDLING}
+            check_input_handling(**settings)
+            self.silence_rms = settings["silence_rms"]
         self.fusion = None
         if self.has_speech and self.has_text:
             params = getattr(self.hparams, "fusion_params", None)
@@ -359,6 +385,32 @@ class EmotionRecognizer(Pretrained):
         if self.has_text:
             self.tokenizer = self.hparams.tokenizer
             self.max_length = int(self.hparams.max_length)
+
+    @classmethod
+    def from_hparams(cls, source, hparams_file="hyperparams.yaml", savedir=None, **kwargs):
+        """Loads an interface folder (or any SpeechBrain source).
+
+        A local folder given without ``savedir`` is loaded in place and nothing is written,
+        whatever SpeechBrain's default: older releases put ``savedir`` at
+        ``./pretrained_models/<class>-<hash>``, littering the current folder (1.1.2 no
+        longer does). Other sources, or an explicit ``savedir``, go to SpeechBrain unchanged.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> SpeechEmotionRecognizer.from_hparams(source=tempfile.mkdtemp())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        mmer_lobes.interfaces.InterfaceError: ... holds no hyperparams.yaml: not an interface folder
+        """
+        if savedir is None and isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+            folder = os.path.abspath(os.fspath(source))
+            if not os.path.isfile(os.path.join(folder, hparams_file)):
+                raise InterfaceError(f"{folder} holds no {hparams_file}: not an interface folder")
+            # savedir=None: SpeechBrain reads each file where it is (no link, no copy)
+            return pretrained_from_hparams(cls, source=folder, hparams_file=hparams_file,
+                                           savedir=None, **kwargs)
+        return super().from_hparams(source, hparams_file=hparams_file, savedir=savedir, **kwargs)
 
     @property
     def modalities(self):
@@ -384,6 +436,10 @@ class EmotionRecognizer(Pretrained):
                 flags.append("downmixed")
         except RuntimeError:  # pragma: no cover - load_audio already read it
             pass
+        # soundfile reads a truncated wav silently, as the samples present
+        size = wav_data_size(path)
+        if size is not None and size.truncated:
+            flags.append("truncated_file")
         if not torch.isfinite(signal).all():
             raise AudioError(f"audio file {path} holds non-finite samples (NaN or inf)")
         return signal, flags
@@ -419,7 +475,10 @@ class EmotionRecognizer(Pretrained):
         Each item is scored alone, at its own length, as the recipe scores it at evaluation
         (zero padding would reach the valid frames through the convolutions, so in a padded
         batch a score would depend on the other items). Items shorter than ``min_duration``
-        are zero-padded to it; longer than ``max_duration``, they are windowed.
+        are zero-padded to it, with the relative length of their real samples (as a padded
+        batch of the recipe), so that the normalisation and the pooling see only those;
+        longer than ``max_duration``, they are windowed. Items whose RMS is below
+        ``silence_rms`` are flagged ``silent_input``.
         """
         wavs, wav_lens = _check_batch(wavs, wav_lens)
         batch, time = wavs.shape
@@ -431,14 +490,20 @@ class EmotionRecognizer(Pretrained):
         with torch.no_grad():
             for i, length in enumerate(lengths):
                 signal = wavs[i, :length]
+                # (the norm needs no copy of the signal, which may be an hour long)
+                rms = float(torch.linalg.vector_norm(signal)) / math.sqrt(length)
+                relative = torch.ones(1)
                 if length < min_len:
                     signal = torch.nn.functional.pad(signal, (0, min_len - length))
+                    relative = torch.tensor([length / min_len])
                     flags[i].append("padded_short_clip")
                 if length > max_len:
                     output[i] = self._windowed(signal)
                     flags[i].append("windowed_long_clip")
                 else:
-                    output[i] = self._speech_forward(signal.unsqueeze(0), torch.ones(1))[0]
+                    output[i] = self._speech_forward(signal.unsqueeze(0), relative)[0]
+                if rms < self.silence_rms:
+                    flags[i].append("silent_input")
         return output, flags
 
     # ------------------------------------------------------------------- text path ----
@@ -565,6 +630,8 @@ class SpeechEmotionRecognizer(EmotionRecognizer):
     >>> result = model.classify_batch(torch.rand(2, 16000) - 0.5, torch.tensor([1.0, 0.25]))
     >>> result.log_posteriors.shape, result.decided_by, result.flags
     (torch.Size([2, 2]), ['speech', 'speech'], [[], ['padded_short_clip']])
+    >>> model.classify_batch(torch.zeros(1, 16000)).flags
+    [['silent_input']]
     """
 
     REQUIRES = ("speech",)

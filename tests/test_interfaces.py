@@ -165,6 +165,7 @@ def test_export_folder_layout(exported):
     assert "\nmodules:\n" in text
     assert "text_source: !apply:mmer_lobes.text.default_text_model_path []" in text
     assert "channels: [4, 8, 16, 32]" in text and "n_mels: 32" in text
+    assert "\nsilence_rms: 0.0001\n" in text  # the input handling of hparams/export.yaml
     with open(os.path.join(exported["fusion"], "weighted", "fusion_params.json")) as handle:
         weight = json.load(handle)["params"]["weight"]
     assert f"weight: {weight}" in text
@@ -267,7 +268,8 @@ def test_short_clip_is_padded_and_flagged(multimodal, clip, tmp_path):
     assert result.flags == ["padded_short_clip"] and result.decided_by == "fusion:weighted"
     padded = torch.zeros(8000)
     padded[:800] = signal
-    expected = multimodal.classify_batch(padded.unsqueeze(0), torch.ones(1), ["Fine."])
+    # the same 800 samples given as a padded batch item (relative length 0.1)
+    expected = multimodal.classify_batch(padded.unsqueeze(0), torch.tensor([0.1]), ["Fine."])
     np.testing.assert_allclose([result.probabilities[c] for c in CLASSES],
                                expected.log_posteriors[0].exp().numpy(), atol=1e-6)
     assert abs(result.duration - 0.05) < 1e-9
@@ -330,6 +332,20 @@ def test_text_only_and_speech_only_interfaces(exported, clip):
     assert mixed.classify_file(path, text=transcript).flags == ["text_ignored_no_text_model"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("legacy", [False, True], ids=["speechbrain", "legacy_savedir_default"])
+def test_exported_folder_loads_in_place(exported, tmp_path, monkeypatch, legacy):
+    """Loaded without savedir, an exported folder is read where it is: nothing is written
+    in the current folder (no pretrained_models/), nor in the interface folder."""
+    before = sorted(os.listdir(exported["iface"]))
+    monkeypatch.chdir(tmp_path)
+    if legacy:
+        _legacy_savedir_default(monkeypatch)
+    model = MultimodalEmotionRecognizer.from_hparams(source=exported["iface"])
+    assert model.modalities == ["speech", "text"]
+    assert os.listdir(tmp_path) == [] and sorted(os.listdir(exported["iface"])) == before
+
+
 # ------------------------------------------------ fast: a random tiny model in-process ----
 
 
@@ -389,8 +405,8 @@ def test_batch_of_short_normal_and_long_clips(tiny):
         assert torch.allclose(result.log_posteriors[index], alone.log_posteriors[0], atol=1e-6)
     padded = torch.zeros(1, 8000)
     padded[0, :1000] = short
-    with torch.no_grad():
-        expected_short = tiny._speech_forward(padded, torch.ones(1))[0]
+    with torch.no_grad():  # padded for the network, scored on its real 1000 samples
+        expected_short = tiny._speech_forward(padded, torch.tensor([1000 / 8000]))[0]
     assert torch.allclose(result.log_posteriors[0], expected_short, atol=1e-6)
     with torch.no_grad():
         expected_normal = tiny._speech_forward(normal.unsqueeze(0), torch.ones(1))[0]
@@ -411,7 +427,9 @@ def test_texts_must_match_the_batch_and_none_means_no_text(tiny):
 def test_input_handling_is_checked_when_loading(tiny):
     for key, value, words in (("window_duration", 40.0, "window_duration <= max_duration"),
                               ("window_hop", 0.0, "window_hop"),
-                              ("window_batch_size", 0, "window_batch_size")):
+                              ("window_batch_size", 0, "window_batch_size"),
+                              ("silence_rms", -1e-4, "silence_rms must be >= 0"),
+                              ("silence_rms", float("nan"), "silence_rms must be >= 0")):
         hparams = dict(vars(tiny.hparams), **{key: value})
         with pytest.raises(InterfaceError, match=words):
             SpeechEmotionRecognizer(modules=dict(tiny.mods), hparams=hparams)
@@ -486,5 +504,198 @@ def test_export_errors_are_one_line(tmp_path, capsys):
     assert "min_duration <= window_duration" in export(
         yaml_file, "--speech_folder", str(tmp_path / "a"), "--output_folder", out,
         "--window_duration=60")
+    # silence_rms is an input-handling setting: read from export.yaml and checked at export
+    assert "silence_rms must be a number" in export(yaml_file, "--speech_folder", str(tmp_path / "a"),
+                                                    "--output_folder", out, "--silence_rms=quiet")
+    assert "silence_rms must be >= 0" in export(yaml_file, "--speech_folder", str(tmp_path / "a"),
+                                                "--output_folder", out, "--silence_rms=-1.0")
     assert "cannot read" in export(str(tmp_path / "missing.yaml"), "--output_folder", out)
     assert not os.path.exists(out)
+
+
+# ------------------------------------------- short, silent and truncated inputs (fast) ----
+
+
+def test_short_clip_padding_is_excluded_from_normalisation_and_pooling(tiny):
+    """A clip shorter than min_duration is zero-padded for the network, but its relative
+    length counts only its real samples: the score is the modules' own computation on the
+    padded clip with relative length 3000 / 8000 (as a recipe's padded batch item), not the
+    one with relative length 1 that lets the padding into the sentence mean/variance and
+    the statistics pooling."""
+    clip = torch.randn(3000, generator=torch.Generator().manual_seed(3)) * 0.1
+    scores, flags = tiny.speech_log_posteriors(clip.unsqueeze(0))
+    assert flags == [["padded_short_clip"]]
+    padded = torch.zeros(1, 8000)  # min_duration 0.5 s at 16 kHz
+    padded[0, :3000] = clip
+
+    def direct(relative_length):
+        lens = torch.tensor([relative_length])
+        with torch.no_grad():
+            feats = tiny.mods.compute_features(padded)
+            feats = tiny.mods.mean_var_norm(feats, lens)
+            # the encoder keeps round(0.375 * 51) = 19 of 51 feature frames, hence
+            # ceil(19 / 8) = 3 of 7 pooled frames (mmer_lobes.resnet.trunk_lengths)
+            pooled = tiny.mods.encoder(feats, lens)
+            return tiny.hparams.log_softmax(tiny.mods.classifier(pooled))[0]
+
+    torch.testing.assert_close(scores[0], direct(3000 / 8000), atol=1e-5, rtol=0)
+    assert (scores[0] - direct(1.0)).abs().max() > 1e-3
+
+
+def test_silent_input_is_flagged(tiny):
+    """RMS below silence_rms (over the real samples) flags silent_input; the clip is scored."""
+    noise = torch.randn(3, 16000, generator=torch.Generator().manual_seed(4))
+    batch = torch.stack([torch.zeros(16000), 1e-6 * noise[0], 0.1 * noise[1]])
+    result = tiny.classify_batch(batch)
+    assert result.flags == [["silent_input"], ["silent_input"], []]
+    assert torch.isfinite(result.log_posteriors).all()
+    # a short silent clip is flagged whatever its padding; a loud one padded in a batch is not
+    padded = torch.zeros(2, 16000)
+    padded[1, :4000] = 0.1 * noise[2, :4000]
+    result = tiny.classify_batch(padded, torch.tensor([0.25, 0.25]))
+    assert result.flags == [["padded_short_clip", "silent_input"], ["padded_short_clip"]]
+    off = SpeechEmotionRecognizer(modules=dict(tiny.mods), hparams=dict(vars(tiny.hparams), silence_rms=0.0))
+    assert off.classify_batch(torch.zeros(1, 16000)).flags == [[]]
+
+
+def test_silence_rms_default_for_old_folders_is_the_export_setting(tiny):
+    """tiny's hyperparams have no silence_rms (as folders exported before it existed): they
+    load, with the value hparams/export.yaml gives new exports."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    from mmer_lobes.interfaces import INPUT_HANDLING, INPUT_HANDLING_DEFAULTS
+
+    assert not hasattr(tiny.hparams, "silence_rms") and "silence_rms" in INPUT_HANDLING
+    with open(os.path.join(REPO_ROOT, "hparams", "export.yaml"), encoding="utf-8") as handle:
+        settings = load_hyperpyyaml(handle)
+    assert tiny.silence_rms == INPUT_HANDLING_DEFAULTS["silence_rms"] == settings["silence_rms"]
+
+
+def _truncated_copy(path, out, cut_bytes):
+    data = open(path, "rb").read()
+    with open(out, "wb") as handle:
+        handle.write(data[:-cut_bytes])
+    return out
+
+
+def test_truncated_wav_is_flagged(tiny, tmp_path):
+    """A wav that ends before the data its header declares: soundfile reads what is there
+    without a word; the interface scores it and flags truncated_file. An intact copy is not
+    flagged; a file cut inside its header is an AudioError naming it."""
+    intact = str(tmp_path / "intact.wav")
+    signal = np.random.RandomState(5).randn(16000).astype(np.float32) * 0.1
+    soundfile.write(intact, signal, 16000, subtype="PCM_16")
+    truncated = _truncated_copy(intact, str(tmp_path / "truncated.wav"), 8000)  # 4000 samples
+    assert soundfile.info(truncated).frames == 12000  # soundfile: short, silently
+    result = tiny.classify_file(truncated)
+    assert result.flags == ["truncated_file"] and result.duration == 0.75
+    assert tiny.classify_file(intact).flags == []
+    stereo = str(tmp_path / "stereo8k.wav")
+    soundfile.write(stereo, np.stack([signal, signal], axis=1), 8000, subtype="FLOAT")
+    cut = _truncated_copy(stereo, str(tmp_path / "stereo8k_cut.wav"), 1001)
+    assert tiny.classify_file(cut).flags == ["resampled", "downmixed", "truncated_file"]
+    header_only = _truncated_copy(intact, str(tmp_path / "header.wav"), 32000)  # all data
+    with pytest.raises(AudioError, match="no samples") as error:
+        tiny.classify_file(header_only)
+    assert header_only in str(error.value) and "declares 16000 samples" in str(error.value)
+    broken = _truncated_copy(intact, str(tmp_path / "broken.wav"), 32044 - 30)
+    with pytest.raises(AudioError, match="cannot read audio file") as error:
+        tiny.classify_file(broken)
+    assert broken in str(error.value)
+
+
+# ------------------------------------------------ loading writes nothing (fast) ----
+
+
+def write_tiny_interface(folder):
+    """A speech interface folder in the layout of recipes/export.py (random tiny model)."""
+    os.makedirs(folder)
+    encoder = ResNetEncoder(n_mels=16, channels=[2, 4, 4, 8], blocks=[1, 1, 1, 1])
+    classifier = EmbeddingClassifier(encoder.output_size, 4, embedding_size=8)
+    torch.save(encoder.state_dict(), os.path.join(folder, "encoder.ckpt"))
+    torch.save(classifier.state_dict(), os.path.join(folder, "classifier.ckpt"))
+    with open(os.path.join(folder, "label_encoder.txt"), "w", encoding="utf-8") as handle:
+        handle.write("".join(f"'{c}' => {i}\n" for i, c in enumerate(CLASSES)))
+        handle.write("================\n'starting_index' => 0\n")
+    with open(os.path.join(folder, "hyperparams.yaml"), "w", encoding="utf-8") as handle:
+        handle.write(f"""classes: {CLASSES}
+sample_rate: 16000
+min_duration: 0.5
+max_duration: 30.0
+window_duration: 10.0
+window_hop: 5.0
+window_batch_size: 1
+silence_rms: 1.0e-4
+compute_features: !new:speechbrain.lobes.features.Fbank
+    n_mels: 16
+mean_var_norm: !new:speechbrain.processing.features.InputNormalization
+    norm_type: sentence
+encoder: !new:mmer_lobes.resnet.ResNetEncoder
+    n_mels: 16
+    channels: [2, 4, 4, 8]
+    blocks: [1, 1, 1, 1]
+classifier: !new:mmer_lobes.resnet.EmbeddingClassifier
+    input_size: !apply:getattr [!ref <encoder>, output_size]
+    n_classes: 4
+    embedding_size: 8
+log_softmax: !new:speechbrain.nnet.activations.Softmax
+    apply_log: True
+label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
+modules:
+    compute_features: !ref <compute_features>
+    mean_var_norm: !ref <mean_var_norm>
+    encoder: !ref <encoder>
+    classifier: !ref <classifier>
+pretrainer: !new:mmer_lobes.interfaces.FolderPretrainer
+    loadables:
+        encoder: !ref <encoder>
+        classifier: !ref <classifier>
+        label_encoder: !ref <label_encoder>
+    paths:
+        label_encoder: label_encoder.txt
+    custom_hooks:
+        encoder: !name:mmer_lobes.interfaces.load_state_dict_strict
+        classifier: !name:mmer_lobes.interfaces.load_state_dict_strict
+""")
+    return folder
+
+
+def _legacy_savedir_default(monkeypatch):
+    """Older SpeechBrain releases: from_hparams without savedir collected the folder's files
+    in ./pretrained_models/<class>-<md5(source)> (1.1.2 writes nothing); emulated here, so
+    the interfaces are checked against both behaviours."""
+    import hashlib
+
+    from speechbrain.inference import interfaces as sb_interfaces
+
+    def from_hparams(cls, source, hparams_file="hyperparams.yaml", savedir=None, **kwargs):
+        if savedir is None:
+            digest = hashlib.md5(str(source).encode("UTF-8", errors="replace")).hexdigest()
+            savedir = f"./pretrained_models/{cls.__name__}-{digest}"
+        return sb_interfaces.pretrained_from_hparams(cls, source=source, hparams_file=hparams_file,
+                                                     savedir=savedir, **kwargs)
+
+    monkeypatch.setattr(sb_interfaces.Pretrained, "from_hparams", classmethod(from_hparams))
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["speechbrain", "legacy_savedir_default"])
+def test_loading_without_savedir_writes_nothing(tmp_path, monkeypatch, legacy):
+    from mmer_lobes.predict import load_model
+
+    folder = write_tiny_interface(str(tmp_path / "iface"))
+    before = sorted(os.listdir(folder))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    if legacy:
+        _legacy_savedir_default(monkeypatch)
+    for source in (folder, os.path.relpath(folder)):
+        model = SpeechEmotionRecognizer.from_hparams(source=source)
+        assert model.classes == CLASSES
+        assert model.classify_batch(torch.randn(1, 16000) * 0.1).labels[0] in CLASSES
+    assert load_model(folder).classes == CLASSES  # mmer-predict's loader
+    assert os.listdir(work) == []
+    assert sorted(os.listdir(folder)) == before  # loaded in place: nothing linked there either
+    # an explicit savedir is SpeechBrain's business, as before
+    saved = SpeechEmotionRecognizer.from_hparams(source=folder, savedir=str(tmp_path / "save"))
+    assert saved.classes == CLASSES and os.path.isfile(tmp_path / "save" / "hyperparams.yaml")

@@ -212,3 +212,14 @@ def test_bad_single_inputs_exit_2(exported, tmp_path):
     empty = str(tmp_path / "empty.wav")
     soundfile.write(empty, np.zeros(0), 16000)
     one_line_error(run_cli("--model", exported["iface_speech"], empty), "holds no samples", empty)
+
+
+@pytest.mark.slow
+def test_cli_writes_nothing_in_the_current_folder(exported, tmp_path):
+    """mmer-predict without --savedir reads the model folder in place."""
+    utt = sorted(exported["test_manifest"])[0]
+    before = sorted(os.listdir(exported["iface"]))
+    result = run_cli("--model", exported["iface"], wav_path(exported, utt), "--text", "Hello.",
+                     cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(tmp_path) == [] and sorted(os.listdir(exported["iface"])) == before
