@@ -65,7 +65,8 @@ def test_perfect_and_empty():
 def test_row_normalize():
     rates = row_normalize(np.array([[1, 3], [0, 0], [2, 2]]))
     assert rates.tolist() == [[0.25, 0.75], [0.0, 0.0], [0.5, 0.5]]
-    assert np.allclose(row_normalize([[5, 0, 5]]).sum(axis=1), 1.0)
+    assert row_normalize([[5, 0, 5]]).tolist() == [[0.5, 0.0, 0.5]]
+    assert row_normalize([[1, 2, 1], [0, 0, 7]]).tolist() == [[0.25, 0.5, 0.25], [0.0, 0.0, 1.0]]
 
 
 def test_plot_writes_a_png(tmp_path):

@@ -140,10 +140,19 @@ def test_statistics_pooling_without_lengths_uses_all_frames():
     assert torch.allclose(StatisticsPooling()(x), expected, atol=1e-5, rtol=0)
 
 
-def test_statistics_pooling_is_deterministic():
-    x, lengths, _ = _padded_batch([9, 5], 9, 3)
-    pool = StatisticsPooling()
-    assert torch.equal(pool(x, lengths), pool(x, lengths))
+def test_statistics_pooling_of_a_hand_computed_batch():
+    # row 0: frames 1, 3 (mean 2, population std 1) then a garbage frame beyond its length;
+    # row 1: frames 2, 2, 8 (mean 4, variance (4 + 4 + 16) / 3 = 8); one feature each
+    x = torch.tensor([[[1.0], [3.0], [1e6]], [[2.0], [2.0], [8.0]]])
+    pooled = StatisticsPooling()(x, torch.tensor([2 / 3, 1.0]))
+    expected = torch.tensor([[2.0, 1.0], [4.0, 8.0**0.5]])
+    assert torch.allclose(pooled, expected, atol=1e-5, rtol=0)
+    # each row pooled alone, without padding, gives its row of the padded batch
+    x, lengths, valid = _padded_batch([9, 5], 9, 3)
+    batched = StatisticsPooling()(x, lengths)
+    for row, frames in enumerate(valid):
+        alone = StatisticsPooling()(frames.unsqueeze(0), torch.ones(1))
+        assert torch.allclose(batched[row], alone[0], atol=1e-5, rtol=0), row
 
 
 def test_statistics_pooling_mean_only():

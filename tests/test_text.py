@@ -79,10 +79,15 @@ def test_padding_is_masked(models, tokenizer, pooling):
 def test_explicit_attention_mask_matches_lengths(models, tokenizer):
     ids, lengths = encode_texts(tokenizer, [SHORT, LONG])
     model = models["mean"]
-    mask = model.attention_mask(ids, lengths)
-    assert mask.sum(dim=1).tolist() == [len(tokenize(tokenizer, t)) for t in (SHORT, LONG)]
+    n_real = torch.tensor([len(tokenize(tokenizer, t)) for t in (SHORT, LONG)])
+    # the mask built here, independently of the model: the first n_real positions of each row
+    expected = torch.arange(ids.shape[1]).unsqueeze(0) < n_real.unsqueeze(1)
+    assert torch.equal(model.attention_mask(ids, lengths), expected)
     with torch.no_grad():
-        assert torch.allclose(model(ids, lengths), model(ids, attention_mask=mask), atol=1e-6)
+        assert torch.allclose(model(ids, lengths), model(ids, attention_mask=expected), atol=1e-6)
+        # and an all-ones mask (padding attended) gives other scores for the padded SHORT
+        unmasked = model(ids, attention_mask=torch.ones_like(expected))
+    assert not torch.allclose(unmasked[0], model(ids, lengths)[0], atol=1e-4)
 
 
 def test_cls_and_mean_pooling_differ_and_mean_excludes_padding(models, tokenizer):
@@ -112,8 +117,16 @@ def test_dynamic_item_and_padded_batch(models, tokenizer):
     ids, lengths = encode_texts(tokenizer, [SHORT, LONG], max_length=64)
     assert torch.equal(batch.tokens.data, ids)
     assert torch.allclose(batch.tokens.lengths, lengths)
+    # the scores of the padded batch against each sentence computed by hand, unpadded:
+    # log_softmax(head([CLS] hidden state))
+    model = models["cls"]
     with torch.no_grad():
-        assert torch.allclose(models["cls"](*batch.tokens), models["cls"](ids, lengths))
+        scores = model(*batch.tokens)
+        for row, text in enumerate((SHORT, LONG)):
+            tokens = tokenize(tokenizer, text, max_length=64).unsqueeze(0)
+            cls_state = model.encoder(input_ids=tokens).last_hidden_state[0, 0]
+            expected = torch.log_softmax(cls_state @ model.head.weight.T + model.head.bias, dim=-1)
+            assert torch.allclose(scores[row], expected, atol=1e-5), text
 
 
 @pytest.mark.parametrize("transcript", ["", "   \t\n ", None])
@@ -161,11 +174,18 @@ def test_non_ascii_transcripts(models, tokenizer):
 
 
 def test_freeze_encoder_trains_only_the_head():
-    model = BertEmotionClassifier(default_text_model_path(), n_classes=4, freeze=True)
+    model = BertEmotionClassifier(default_text_model_path(), n_classes=4, freeze=True).eval()
     assert not any(p.requires_grad for p in model.encoder.parameters())
-    out = model(torch.tensor([[101, 7592, 102]]))
+    ids = torch.tensor([[101, 7592, 102]])
+    out = model(ids)
     out[0, 0].backward()
-    assert model.head.weight.grad is not None
+    # d log_softmax(W h + b)[0] / dW = (onehot(0) - softmax) h^T, computed independently
+    with torch.no_grad():
+        hidden = model.encoder(input_ids=ids).last_hidden_state[0, 0]
+        posteriors = torch.softmax(model.head.weight @ hidden + model.head.bias, dim=-1)
+    delta = torch.nn.functional.one_hot(torch.tensor(0), 4).float() - posteriors
+    assert torch.allclose(model.head.weight.grad, delta.unsqueeze(1) * hidden.unsqueeze(0), atol=1e-5)
+    assert torch.allclose(model.head.bias.grad, delta, atol=1e-6)
     assert all(p.grad is None for p in model.encoder.parameters())
 
 

@@ -161,8 +161,15 @@ def test_state_dict_mismatch_lists():
 def test_check_encoder_checkpoint_passes_on_matching(tmp_path):
     encoder, _ = make_model()
     path = str(tmp_path / ENCODER_FILE)
-    torch.save(make_model(seed=5)[0].state_dict(), path)  # same architecture, other weights
-    assert check_encoder_checkpoint(encoder, path) is None
+    other = make_model(seed=5)[0].state_dict()  # same architecture, other weights
+    torch.save(other, path)
+    before = snapshot(encoder)
+    assert check_encoder_checkpoint(encoder, path) is None  # no exception, nothing returned
+    # a check only: the model keeps its own weights (the checkpoint's differ, so a load shows)
+    assert_state_equal(snapshot(encoder), before)
+    assert not torch.equal(other["trunk.stem.0.weight"], before["trunk.stem.0.weight"])
+    # and the saved file is left as it was
+    assert_state_equal(torch.load(path, weights_only=True), other)
 
 
 def test_check_encoder_checkpoint_names_missing_and_unexpected(tmp_path):
@@ -284,13 +291,17 @@ def test_hold_then_decay_per_group():
 def test_hold_then_decay_is_idempotent_and_pure_in_epoch():
     optimizer = _optimizer([0.2, 0.02])
     schedule = HoldThenDecay(hold_epochs=2, factor=0.5)
-    first = schedule(optimizer, 5)
-    assert first == pytest.approx([0.025, 0.0025])
-    assert schedule(optimizer, 5) == first  # no compounding on a repeated call
-    assert schedule(optimizer, 5) == first
+    expected = [0.2 * 0.5**3, 0.02 * 0.5**3]  # epoch 5: 3 halvings after 2 held epochs
+    assert schedule(optimizer, 5) == pytest.approx(expected, rel=1e-12)
+    for _ in range(2):  # no compounding on a repeated call: the known values, not the last ones
+        assert schedule(optimizer, 5) == pytest.approx(expected, rel=1e-12)
+        assert [g["lr"] for g in optimizer.param_groups] == pytest.approx(expected, rel=1e-12)
     assert schedule(optimizer, 1) == pytest.approx([0.2, 0.02])  # a resumed run goes back
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.2, 0.02])
     # a fresh schedule on a fresh optimizer agrees (no hidden state in the schedule)
-    assert HoldThenDecay(hold_epochs=2, factor=0.5)(_optimizer([0.2, 0.02]), 5) == first
+    assert HoldThenDecay(hold_epochs=2, factor=0.5)(_optimizer([0.2, 0.02]), 5) == pytest.approx(
+        expected, rel=1e-12
+    )
 
 
 def test_hold_then_decay_other_factor():

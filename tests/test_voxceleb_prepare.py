@@ -89,9 +89,16 @@ def test_split_is_seeded(corpus, tmp_path):
     first = sorted(load(paths["valid"]))
     _, paths = prepare(corpus, tmp_path / "again", seed=7)
     assert sorted(load(paths["valid"])) == first
-    train, valid = split_utterances([f"u{i}" for i in range(20)], (80, 20), seed=3)
+    _, paths = prepare(corpus, tmp_path / "other", seed=8)
+    assert sorted(load(paths["valid"])) != first  # the seed, not a fixed rule, picks valid
+    ids = [f"u{i}" for i in range(20)]
+    train, valid = split_utterances(ids, (80, 20), seed=3)
     assert (len(train), len(valid)) == (16, 4)
-    assert split_utterances([f"u{i}" for i in range(20)], (80, 20), seed=3) == (train, valid)
+    assert sorted(train + valid) == sorted(ids)  # a partition of the input
+    # the same seed on the ids in another order gives the same split (the input order does not
+    # leak into it), another seed another one
+    assert split_utterances(ids[::-1], (80, 20), seed=3) == (train, valid)
+    assert split_utterances(ids, (80, 20), seed=4)[1] != valid
 
 
 def test_seg_dur_segments_cover_each_file(corpus, tmp_path):
