@@ -38,6 +38,7 @@ import torch
 import yaml
 
 from data_prep.mini_corpora import CORPUS_MARKER
+from mmer_lobes.checkpoints import CompleteCheckpointer
 from mmer_lobes.interfaces import INPUT_HANDLING, InterfaceError, check_input_handling
 
 CLASS_FILE = "label_encoder.txt"
@@ -150,17 +151,15 @@ def _defaults(cls):
 def best_checkpoint(folder, data, files):
     """The checkpoint with the lowest ``error_rate`` (what the recipe evaluates), found
     with SpeechBrain's Checkpointer; checks that it holds ``files``."""
-    from speechbrain.utils.checkpoints import Checkpointer
-
     save_folder = os.path.join(folder, "save")
     if not os.path.isdir(save_folder) and isinstance(data.get("save_folder"), str):
         save_folder = data["save_folder"]
     if not os.path.isdir(save_folder):
         raise ExportError(f"{folder} holds no save/ folder of checkpoints")
-    checkpoint = Checkpointer(save_folder).find_checkpoint(min_key="error_rate")
+    checkpoint = CompleteCheckpointer(save_folder).find_checkpoint(min_key="error_rate")
     if checkpoint is None:
         raise ExportError(
-            f"no checkpoint with an error_rate in {save_folder} (has the recipe finished an epoch?)"
+            f"no complete checkpoint with an error_rate in {save_folder} (has the recipe finished an epoch?)"
         )
     for name in files:
         if name not in checkpoint.paramfiles:
@@ -415,16 +414,18 @@ def hyperparams_yaml(classes, speech, text, fusion, options, provenance):
             f"use_std_pooling: {_yaml_scalar(enc.get('use_std', True))}",
             f"embedding_size: {_yaml_scalar(cls.get('embedding_size', 512))}",
             "",
-            "# Input handling: clips shorter than min_duration seconds are zero-padded to it;",
-            "# clips longer than max_duration seconds are scored on windows of window_duration",
-            "# seconds every window_hop seconds (window_batch_size windows at a time, bounded",
-            "# memory) and the window log-posteriors are averaged. Shorter clips are scored",
-            "# whole, as in training and evaluation.",
+            "# Input handling: clips shorter than min_duration seconds are zero-padded to it",
+            "# (normalisation and pooling see only the real samples); clips longer than",
+            "# max_duration seconds are scored on windows of window_duration seconds every",
+            "# window_hop seconds (window_batch_size windows at a time, bounded memory) and the",
+            "# window log-posteriors are averaged. Shorter clips are scored whole, as in",
+            "# training and evaluation. A clip whose RMS is below silence_rms is flagged.",
             f"min_duration: {_yaml_scalar(float(options['min_duration']))}",
             f"max_duration: {_yaml_scalar(float(options['max_duration']))}",
             f"window_duration: {_yaml_scalar(float(options['window_duration']))}",
             f"window_hop: {_yaml_scalar(float(options['window_hop']))}",
             f"window_batch_size: {int(options['window_batch_size'])}",
+            f"silence_rms: {_yaml_scalar(float(options['silence_rms']))}",
             "",
             f"compute_features: {feature_tag}",
             _block(feature_args) if feature_args else "    {}",
@@ -602,10 +603,14 @@ def model_card(classes, speech, text, fusion, options, info):
     if speech:
         lines += ["- Audio: any format soundfile reads; resampled to the model's rate and "
                   "downmixed to mono (flags `resampled`, `downmixed`). Each clip is scored alone.",
-                  f"- Clips shorter than {options['min_duration']} s are zero-padded "
-                  f"(`padded_short_clip`); clips longer than {options['max_duration']} s are "
-                  f"scored on {options['window_duration']} s windows every "
-                  f"{options['window_hop']} s with averaged log-posteriors (`windowed_long_clip`)."]
+                  f"- Clips shorter than {options['min_duration']} s are zero-padded, the padding "
+                  f"kept out of normalisation and pooling (`padded_short_clip`); clips longer than "
+                  f"{options['max_duration']} s are scored on {options['window_duration']} s "
+                  f"windows every {options['window_hop']} s with averaged log-posteriors "
+                  "(`windowed_long_clip`).",
+                  f"- A clip whose RMS is below {options['silence_rms']} is flagged `silent_input`; "
+                  "a wav whose data is shorter than its header declares is flagged "
+                  "`truncated_file`."]
     if speech and text:
         lines.append("- An empty transcript gives the speech-only result (`speech_only_empty_text`).")
     if text:

@@ -14,14 +14,20 @@ import time
 import numpy as np
 import pytest
 
+from mmer_lobes.jobs import yaml_flow
 from mmer_lobes.scores import read_scores
 
 pytestmark = pytest.mark.slow
 
 SYSTEMS = ["speech_linear_probe", "speech_finetune", "text",
            "fusion_weighted", "fusion_znorm", "fusion_logreg"]
-TINY_SPEECH = ("{channels: [4, 8, 16, 32], n_mels: 32, embedding_size: 32, chunk_frames: [100], "
-               "num_workers: 0, number_of_epochs: 1, augment_copies: 1, head_lr: 0.02}")
+TINY_SPEECH = {"channels": [4, 8, 16, 32], "n_mels": 32, "embedding_size": 32, "chunk_frames": [100],
+               "num_workers": 0, "number_of_epochs": 1, "augment_copies": 1, "head_lr": 0.02}
+
+
+def _speech_overrides(**changes):
+    """``--speech_overrides=...``: the tiny speech settings with ``changes``."""
+    return f"--speech_overrides={yaml_flow({**TINY_SPEECH, **changes})}"
 
 
 def _run(command, cwd, timeout=1500):
@@ -151,7 +157,7 @@ def test_rerun_reuses_then_reruns_what_changed(demo, repo_root):
     assert "already finished with the same definition, reused" in second.stderr + second.stdout
     old_results = json.load(open(os.path.join(out, "results.json")))
 
-    third = _ok(_run(command + [f"--speech_overrides={TINY_SPEECH}"], repo_root))
+    third = _ok(_run(command + [_speech_overrides()], repo_root))
     after = {name: os.path.getmtime(path) for name, path in markers.items()}
     rerun = sorted(name for name in SYSTEMS if after[name] != before[name])
     assert rerun == sorted(["speech_linear_probe", "speech_finetune",
@@ -180,7 +186,7 @@ def test_failing_job_stops_with_one_line(demo, repo_root, tmp_path, jobs):
         sys.executable, "recipes/loso.py", "hparams/loso_demo.yaml",
         f"--data_folder={demo['mini']}/IEMOCAP_full_release", f"--output_folder={out}",
         f"--pretrained_encoder={demo['out']}/speaker/encoder", "--test_sessions=[5]", f"--jobs={jobs}",
-        f"--speech_overrides={TINY_SPEECH[:-1]}, pretrained_encoder: {tmp_path}/no_encoder}}",
+        _speech_overrides(pretrained_encoder=f"{tmp_path}/no_encoder"),
     ]
     result = _run(command, repo_root, timeout=600)
     assert result.returncode == 1
@@ -198,13 +204,14 @@ def test_killed_fold_resumes(demo, repo_root, tmp_path):
         sys.executable, "recipes/loso.py", "hparams/loso_demo.yaml",
         f"--data_folder={demo['mini']}/IEMOCAP_full_release", f"--output_folder={out}",
         f"--pretrained_encoder={demo['out']}/speaker/encoder", "--test_sessions=[5]", "--jobs=1",
-        "--speech_modes=[finetune]", f"--speech_overrides={TINY_SPEECH[:-1]}, number_of_epochs: 3}}",
+        "--speech_modes=[finetune]", _speech_overrides(number_of_epochs=3),
     ]
     fold = os.path.join(out, "speech_finetune", "fold5")
     process = subprocess.Popen(command, cwd=repo_root, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
-    while not glob.glob(os.path.join(fold, "save", "CKPT+*", "CKPT.yaml")):
+    # COMPLETE: the checkpoint of epoch 1 is saved whole (mmer_lobes.checkpoints).
+    while not glob.glob(os.path.join(fold, "save", "CKPT+*", "COMPLETE")):
         assert process.poll() is None and time.time() < deadline, "the fold never saved a checkpoint"
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)  # loso.py and its recipe, as a crash would
