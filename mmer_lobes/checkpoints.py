@@ -3,24 +3,28 @@
 SpeechBrain's :class:`~speechbrain.utils.checkpoints.Checkpointer` writes a checkpoint's
 ``CKPT.yaml`` first and its parameter files after. A run killed in between leaves a
 checkpoint that looks whole, and the resumed run crashes on a truncated file. The
-:class:`CompleteCheckpointer` marks a checkpoint complete after its last file is written,
-recovers only complete checkpoints, and removes incomplete ones at the next save.
+:class:`CompleteCheckpointer` puts a ``SAVING`` marker in the checkpoint folder before
+SpeechBrain writes anything and removes it after the last file: a checkpoint that still
+holds the marker is never recovered, and is removed at the next save. Checkpoints written
+without it (by SpeechBrain's own ``Checkpointer``, or before this class existed) count as
+whole, as they always did.
 """
+import datetime
 import logging
 import os
 import shutil
 
-from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.checkpoints import CKPT_PREFIX, Checkpointer
 from speechbrain.utils.distributed import if_main_process
 
 logger = logging.getLogger(__name__)
 
-COMPLETE_MARKER = "COMPLETE"
+SAVING_MARKER = "SAVING"
 
 
 class CompleteCheckpointer(Checkpointer):
-    """A SpeechBrain ``Checkpointer`` that lists only checkpoints whose every file was
-    written (see the module docstring). Same arguments as ``Checkpointer``.
+    """A SpeechBrain ``Checkpointer`` that never recovers a checkpoint whose saving was cut
+    short (see the module docstring). Same arguments as ``Checkpointer``.
 
     Example
     -------
@@ -28,32 +32,33 @@ class CompleteCheckpointer(Checkpointer):
     >>> folder = tempfile.mkdtemp()
     >>> layer = torch.nn.Linear(2, 2)
     >>> checkpointer = CompleteCheckpointer(folder, recoverables={"layer": layer})
-    >>> saved = checkpointer.save_checkpoint(meta={"error_rate": 0.5})
-    >>> os.remove(saved.path / COMPLETE_MARKER)  # as if killed while saving
+    >>> cut_short = checkpointer.save_checkpoint(meta={"error_rate": 0.5})
+    >>> open(cut_short.path / SAVING_MARKER, "w").close()  # as if killed while saving
     >>> checkpointer.list_checkpoints()
     []
     >>> later = checkpointer.save_checkpoint(meta={"error_rate": 0.4})
-    >>> [c.meta["error_rate"] for c in checkpointer.list_checkpoints()], saved.path.exists()
+    >>> [c.meta["error_rate"] for c in checkpointer.list_checkpoints()], cut_short.path.exists()
     ([0.4], False)
     """
 
-    def save_checkpoint(self, *args, **kwargs):
-        """Saves as SpeechBrain does, then marks the checkpoint complete and removes the
-        incomplete ones a crash left behind."""
-        checkpoint = super().save_checkpoint(*args, **kwargs)
-        if checkpoint is not None and if_main_process():
-            with open(checkpoint.path / COMPLETE_MARKER, "w", encoding="utf-8") as marker:
-                marker.flush()
-                os.fsync(marker.fileno())
-            for incomplete in self._incomplete_checkpoints():
-                logger.warning("Removing the incomplete checkpoint %s (a run stopped while saving it)",
-                               incomplete.path)
-                shutil.rmtree(incomplete.path, ignore_errors=True)
+    def save_checkpoint(self, meta={}, end_of_epoch=True, name=None, verbosity=logging.INFO):
+        """Saves as SpeechBrain does, between the creation and the removal of the marker;
+        then removes the checkpoints whose saving an earlier run did not finish."""
+        if name is None:  # SpeechBrain's default is a timestamp too; the marker needs it now
+            name = datetime.datetime.now().strftime("%Y-%m-%d+%H-%M-%S.%f")
+        marker = os.path.join(self.checkpoints_dir, f"{CKPT_PREFIX}+{name}", SAVING_MARKER)
+        if if_main_process():
+            os.makedirs(os.path.dirname(marker), exist_ok=True)
+            open(marker, "w").close()
+        checkpoint = super().save_checkpoint(meta=meta, end_of_epoch=end_of_epoch, name=name,
+                                             verbosity=verbosity)
+        if if_main_process():
+            os.remove(marker)
+            for unfinished in self.checkpoints_dir.glob(f"{CKPT_PREFIX}+*/{SAVING_MARKER}"):
+                logger.warning("Removing the checkpoint %s: a run stopped while saving it", unfinished.parent)
+                shutil.rmtree(unfinished.parent, ignore_errors=True)
         return checkpoint
 
     def list_checkpoints(self):
-        """The complete checkpoints in the checkpoints folder."""
-        return [c for c in super().list_checkpoints() if (c.path / COMPLETE_MARKER).is_file()]
-
-    def _incomplete_checkpoints(self):
-        return [c for c in super().list_checkpoints() if not (c.path / COMPLETE_MARKER).is_file()]
+        """The checkpoints whose saving finished."""
+        return [c for c in super().list_checkpoints() if not (c.path / SAVING_MARKER).exists()]

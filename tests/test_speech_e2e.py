@@ -269,9 +269,8 @@ def test_killed_run_resumes_from_its_checkpoint(iemocap_manifests, tmp_path, rep
                                              f"--manifest_folder={manifest_folder}", "--skip_prep=True")]
     process = subprocess.Popen(command, cwd=repo_root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    # SpeechBrain writes CKPT.yaml first and the parameter files after it, so a kill as soon as
-    # CKPT.yaml shows can land mid-save (an empty encoder.ckpt: the restart dies on EOFError).
-    # The checkpoint is whole once the run logs that it saved it.
+    # Killed once epoch 1 is saved, so that epoch 1 is trained once (a kill mid-save is safe
+    # too: mmer_lobes.checkpoints, tests/test_checkpoints.py).
     run_log = os.path.join(out, "log.txt")
     deadline = time.time() + 600
     while time.time() < deadline and process.poll() is None:
