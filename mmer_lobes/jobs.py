@@ -11,9 +11,17 @@ A rerun then decides from the record alone:
 * same definition, finished, outputs present: the job is reused;
 * same definition, not finished (a killed run): it runs again in place, and SpeechBrain's
   checkpointer resumes it;
-* another definition, or no record: the old outputs are removed and the job runs afresh,
-  so no stale result is ever mixed into a report. A changed job changes the definition
-  of every job that depends on it, so those rerun too.
+* another definition: the old outputs are removed and the job runs afresh. A changed job
+  changes the definition of every job that depends on it, so those rerun too;
+* no record, but a non-empty folder (results of an older version, or files put there by
+  hand): the folder is moved aside to ``<folder>.unrecorded-<time>`` and the job runs.
+
+The definition holds the recipe's name, its YAML with every include and override resolved
+(comments and key order left out), the overrides, the run options that change results (not
+where or how verbosely a job runs: ``--device``, ``--noprogressbar``...), the SHA-256 of the
+input files the caller names (manifests, a pretrained encoder), and the definitions of the
+jobs it depends on. It does not hold the code of the recipes and lobes: after a code change
+that alters results, rerun into a new output folder.
 """
 import hashlib
 import json
@@ -23,7 +31,8 @@ import shutil
 import subprocess
 import sys
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import yaml
 from hyperpyyaml import resolve_references
@@ -35,6 +44,13 @@ logger = logging.getLogger(__name__)
 
 RECORD_FILE = "job.json"
 LOG_FILE = "stdout.log"
+# SpeechBrain run options that say where or how visibly a job runs, not what it computes:
+# a finished job is reused, and an interrupted one resumed, whatever their values.
+PLACEMENT_OPTIONS = frozenset({
+    "device", "data_parallel_backend", "distributed_launch", "distributed_backend",
+    "find_unused_parameters", "noprogressbar", "log_config", "tqdm_colored_bar",
+    "tqdm_barcolor", "ckpt_interval_minutes", "ckpt_interval_steps",
+})
 
 
 class JobError(RuntimeError):
@@ -63,9 +79,8 @@ def run_option_args(run_opts):
     >>> run_option_args(run_opts)
     ['--debug', '--device=cpu', '--precision=bf16']
     """
-    parser = RunOptions._create_parser()
     args = []
-    for action in parser._actions:
+    for action in _run_option_actions():
         if action.dest not in run_opts.overridden_args or not action.option_strings:
             continue
         option = max(action.option_strings, key=len)
@@ -78,6 +93,70 @@ def run_option_args(run_opts):
         else:
             args.append(f"{option}={value}")
     return sorted(args)
+
+
+def defining_run_args(run_args):
+    """The run-option arguments that change what a job computes (see ``PLACEMENT_OPTIONS``).
+
+    Example
+    -------
+    >>> defining_run_args(["--debug", "--device=cuda:1", "--noprogressbar", "--precision=fp16"])
+    ['--debug', '--precision=fp16']
+    """
+    placement = {option for action in _run_option_actions() if action.dest in PLACEMENT_OPTIONS
+                 for option in action.option_strings}
+    return [arg for arg in run_args if arg.split("=", 1)[0] not in placement]
+
+
+def _run_option_actions():
+    """The argparse actions of SpeechBrain's run options."""
+    return RunOptions._create_parser()._actions
+
+
+class _TagsAsData(yaml.SafeLoader):
+    """Reads HyperPyYAML with its tags (``!new:``, ``!ref``...) as plain data: nothing is
+    built or run."""
+
+
+_TagsAsData.add_multi_constructor("!", lambda loader, suffix, node: {"!" + suffix: (
+    loader.construct_mapping(node, deep=True) if isinstance(node, yaml.MappingNode)
+    else loader.construct_sequence(node, deep=True) if isinstance(node, yaml.SequenceNode)
+    else loader.construct_scalar(node))})
+
+
+def canonical_hparams(hparams_file, overrides):
+    """The YAML of ``hparams_file`` with its includes and ``overrides`` resolved, as sorted
+    JSON without comments: what the file defines, whatever its layout.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "h.yaml")
+    >>> _ = open(path, "w").write("lr: 0.1  # a comment\\nmodel: !new:torch.nn.Linear [2, 2]\\n")
+    >>> canonical_hparams(path, {"lr": 0.2})
+    '{"lr": 0.2, "model": {"!new:torch.nn.Linear": [2, 2]}}'
+    """
+    with open(hparams_file, encoding="utf-8") as stream:
+        resolved = resolve_references(stream, overrides).getvalue()
+    return json.dumps(yaml.load(resolved, Loader=_TagsAsData), sort_keys=True, default=str)
+
+
+def file_digest(path):
+    """SHA-256 of a file's bytes.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.txt")
+    >>> _ = open(path, "w").write("abc")
+    >>> file_digest(path)[:12]
+    'ba7816bf8f01'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class Job:
@@ -100,6 +179,9 @@ class Job:
         SpeechBrain run-option arguments (see :func:`run_option_args`).
     depends_on : list of Job
         Jobs whose outputs this one reads: their definitions are part of its own.
+    input_files : list of str
+        Files the job reads that no job of the run writes: their SHA-256 is part of its
+        definition.
 
     Example
     -------
@@ -116,7 +198,7 @@ class Job:
     """
 
     def __init__(self, name, script, hparams_file, overrides, output_folder, done_files,
-                 run_args=(), depends_on=()):
+                 run_args=(), depends_on=(), input_files=()):
         self.name = name
         self.output_folder = output_folder
         self.done_files = [os.path.join(output_folder, f) for f in done_files]
@@ -124,16 +206,16 @@ class Job:
         self.command = [sys.executable, script, hparams_file]
         self.command += [f"--{key}={yaml_flow(value)}" for key, value in self.overrides.items()]
         self.command += list(run_args)
-        with open(hparams_file, encoding="utf-8") as stream:
-            resolved = resolve_references(stream, self.overrides).getvalue()
+        # An edit of the YAML, of a file it includes, or of an override changes it; a
+        # comment or the order of keys does not.
+        resolved = canonical_hparams(hparams_file, self.overrides)
         self.definition = {
             "script": os.path.basename(script),
             "hparams_file": os.path.basename(hparams_file),
-            # The YAML with every include and override resolved: an edit of the file, of a
-            # file it includes, or of an override changes it.
             "resolved_hparams_sha256": hashlib.sha256(resolved.encode("utf-8")).hexdigest(),
             "overrides": json.loads(json.dumps(self.overrides)),
-            "run_options": list(run_args),
+            "run_options": defining_run_args(run_args),
+            "input_files": {path: file_digest(path) for path in input_files},
             "depends_on": {job.name: job.digest() for job in depends_on},
         }
 
@@ -162,10 +244,10 @@ class Job:
 
     def state(self):
         """``done`` (reuse), ``interrupted`` (resume in place), ``changed`` (remove and
-        rerun: the record differs, or results exist without a record) or ``new``."""
+        rerun), ``unrecorded`` (files without a record: move aside and run) or ``new``."""
         record = self.read_record()
         if record is None:
-            return "changed" if os.path.isdir(self.output_folder) and os.listdir(self.output_folder) else "new"
+            return "unrecorded" if os.path.isdir(self.output_folder) and os.listdir(self.output_folder) else "new"
         if record.get("definition") != self.definition:
             return "changed"
         if record.get("finished") and all(os.path.isfile(p) for p in self.done_files):
@@ -174,7 +256,10 @@ class Job:
 
     def changes(self):
         """The definition keys that differ from the saved record (for the log)."""
-        saved = (self.read_record() or {}).get("definition") or {}
+        record = self.read_record()
+        if record is None:
+            return ["no record"]
+        saved = record.get("definition") or {}
         keys = sorted(set(saved) | set(self.definition))
         changed = [k for k in keys if saved.get(k) != self.definition.get(k)]
         if "overrides" in changed:
@@ -200,32 +285,42 @@ def run_job(job, echo, threads, stop):
         return
     if state == "changed":
         logger.info("%s: its definition changed (%s): removing its old results in %s",
-                    job.name, ", ".join(job.changes()) or "no record", job.output_folder)
+                    job.name, ", ".join(job.changes()), job.output_folder)
         shutil.rmtree(job.output_folder)
+    elif state == "unrecorded":
+        aside = f"{job.output_folder}.unrecorded-{time.strftime('%Y%m%d-%H%M%S')}"
+        logger.warning("%s: %s holds files but no %s (an older version's results?): moved to %s",
+                       job.name, job.output_folder, RECORD_FILE, aside)
+        os.rename(job.output_folder, aside)
     elif state == "interrupted":
         logger.info("%s: resuming an unfinished run in %s", job.name, job.output_folder)
     os.makedirs(job.output_folder, exist_ok=True)
     job.write_record(finished=False)
     logger.info("%s: %s", job.name, " ".join(job.command))
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    with open(job.log_path, "a", encoding="utf-8") as log:
-        job.process = subprocess.Popen(job.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       env=env, text=True, errors="replace")
+    # Unbuffered, and copied as bytes: the recipe's output arrives as it is written, and its
+    # progress bars (carriage returns) stay bars instead of becoming one line per update.
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               PYTHONUNBUFFERED="1")
+    console = getattr(sys.stdout, "buffer", None) if echo else None
+    with open(job.log_path, "ab") as log:
+        job.process = subprocess.Popen(job.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         if stop.is_set():  # set while this one was starting, after run_jobs looked for it
             job.process.terminate()
-        for line in job.process.stdout:
-            log.write(line)
-            if echo:
-                sys.stdout.write(line)
+        for chunk in iter(lambda: job.process.stdout.read1(1 << 16), b""):
+            log.write(chunk)
+            if console is not None:
+                console.write(chunk)
+                console.flush()
         code = job.process.wait()
+    missing = [p for p in job.done_files if not os.path.isfile(p)]
+    if code == 0 and not missing:
+        job.write_record(finished=True)
+        return
     if stop.is_set():  # stopped because another job failed: it resumes on the next run
         return
     if code != 0:
         raise JobError(f"{job.name} failed with exit code {code}; its log: {job.log_path}")
-    missing = [p for p in job.done_files if not os.path.isfile(p)]
-    if missing:
-        raise JobError(f"{job.name} exited without writing {', '.join(missing)}; its log: {job.log_path}")
-    job.write_record(finished=True)
+    raise JobError(f"{job.name} exited without writing {', '.join(missing)}; its log: {job.log_path}")
 
 
 def run_jobs(jobs, n_jobs, description):
@@ -256,7 +351,7 @@ def run_jobs(jobs, n_jobs, description):
             futures = [pool.submit(run_job, job, False, threads, stop) for job in pending]
             remaining = set(futures)
             while remaining:
-                finished, remaining = wait(remaining, return_when=FIRST_EXCEPTION)
+                finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
                 for future in finished:
                     if future.exception() is not None:
                         stop.set()

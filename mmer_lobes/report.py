@@ -91,11 +91,9 @@ def summarize_subsets(fold_confusions):
 
 
 def _ua_wa(counts):
-    """UA and WA over the classes present (rows with utterances), and the count."""
-    present = counts.sum(axis=1) > 0
-    recall = np.diag(counts)[present] / counts.sum(axis=1)[present]
-    return {"UA": float(100.0 * recall.mean()), "WA": float(100.0 * np.trace(counts) / counts.sum()),
-            "n": int(counts.sum())}
+    """UA (over the classes present), WA and the utterance count of a confusion matrix."""
+    summary = summarize_confusion(counts, [str(i) for i in range(len(counts))])
+    return {key: summary[key] for key in ("UA", "WA", "n")}
 
 
 def summarize_systems(fold_metrics):

@@ -36,26 +36,44 @@ logger = logging.getLogger(__name__)
 RECIPES = os.path.dirname(os.path.abspath(__file__))
 
 
+class ExperimentError(ValueError):
+    """The experiment YAML asks for something that cannot be run."""
+
+
+# Folders given to the jobs: made absolute, so that "results/x/", "./results/x" and the
+# absolute path name the same job (a job's definition holds its overrides).
+PATH_KEYS = ("data_folder", "manifest_folder", "output_folder", "pretrained_encoder", "speaker_data_folder")
+
+
 def build_jobs(hparams, run_args=()):
-    """The speaker, fold and fusion jobs of the experiment, each given ``run_args``."""
+    """The speaker, fold and fusion jobs of the experiment, each given ``run_args``, and
+    ``{system: {fold: folder}}`` of the folders that hold every system's fold results."""
+    hparams = {**hparams, **{k: os.path.abspath(hparams[k]) for k in PATH_KEYS if hparams.get(k)}}
     out = hparams["output_folder"]
+    if hparams["fusion_speech_mode"] not in hparams["speech_modes"]:
+        raise ExperimentError(f"fusion_speech_mode {hparams['fusion_speech_mode']!r} is not one of "
+                              f"speech_modes {hparams['speech_modes']}")
 
-    def job(name, script, hparams_key, overrides, folder, done_files, depends_on=()):
-        hparams_file = hparams[hparams_key]
+    def job(name, script, yaml_file, overrides, folder, done_files, depends_on=(), input_files=()):
+        # Relative to the repository when not found from the current folder.
+        hparams_file = yaml_file if os.path.isfile(yaml_file) else os.path.join(os.path.dirname(RECIPES), yaml_file)
         if not os.path.isfile(hparams_file):
-            # Relative to the repository when not found from the current folder.
-            hparams_file = os.path.join(os.path.dirname(RECIPES), hparams_file)
+            raise ExperimentError(f"{name}: no such YAML file: {yaml_file}")
         return Job(name, os.path.join(RECIPES, script), hparams_file, overrides, folder,
-                   done_files, run_args, depends_on)
+                   done_files, run_args, depends_on, input_files)
 
-    encoder = hparams["pretrained_encoder"]
+    encoder, encoder_files = hparams.get("pretrained_encoder"), []
     speaker_jobs = []
-    if not encoder:
+    if encoder:
+        encoder_files = [os.path.join(encoder, "encoder.ckpt")]
+        if not os.path.isfile(encoder_files[0]):
+            raise ExperimentError(f"pretrained_encoder {encoder} holds no encoder.ckpt")
+    else:
         if not hparams["speaker_data_folder"]:
-            raise SystemExit("loso.py: error: set pretrained_encoder, or speaker_data_folder to pretrain one")
+            raise ExperimentError("set pretrained_encoder, or speaker_data_folder to pretrain one")
         speaker_folder = os.path.join(out, "speaker")
         speaker_jobs.append(job(
-            "speaker pretraining", "train_speaker.py", "speaker_hparams",
+            "speaker pretraining", "train_speaker.py", hparams["speaker_hparams"],
             {"data_folder": hparams["speaker_data_folder"], **hparams["speaker_overrides"]},
             speaker_folder, ["verification.json", "encoder/encoder.ckpt"],
         ))
@@ -66,66 +84,63 @@ def build_jobs(hparams, run_args=()):
               "skip_prep": True, "sessions": hparams["sessions"], "emotions": hparams["emotions"],
               "holdout": hparams["holdout"], "holdout_share": hparams["holdout_share"],
               "fold_seed": hparams["fold_seed"]}
-    fold_jobs, fusion_jobs = [], []
+    manifests = [os.path.join(hparams["manifest_folder"], f"Session{k}.json") for k in hparams["sessions"]]
+    fold_jobs, fusion_jobs, folders = [], [], {}
     for session in hparams["test_sessions"]:
+        fold = str(session)
         speech = {}
         for mode in hparams["speech_modes"]:
             speech[mode] = job(
-                f"speech_{mode} fold {session}", "train.py", "speech_hparams",
+                f"speech_{mode} fold {session}", "train.py", hparams["speech_hparams"],
                 {**common, "test_session": session, "mode": mode, "pretrained_encoder": encoder,
                  **hparams["speech_overrides"]},
                 os.path.join(out, f"speech_{mode}", f"fold{session}"), ["metrics_test.json"],
-                depends_on=speaker_jobs,
+                depends_on=speaker_jobs, input_files=manifests + encoder_files,
             )
+            folders.setdefault(f"speech_{mode}", {})[fold] = speech[mode].output_folder
         text = job(
-            f"text fold {session}", "train_text.py", "text_hparams",
+            f"text fold {session}", "train_text.py", hparams["text_hparams"],
             {**common, "test_session": session, **hparams["text_overrides"]},
             os.path.join(out, "text", f"fold{session}"), ["metrics_test.json"],
+            input_files=manifests,
         )
+        folders.setdefault("text", {})[fold] = text.output_folder
         fold_jobs += [*speech.values(), text]
         fused_speech = speech[hparams["fusion_speech_mode"]]
-        fusion_jobs.append(job(
-            f"fusion fold {session}", "fuse.py", "fusion_hparams",
+        fusion = job(
+            f"fusion fold {session}", "fuse.py", hparams["fusion_hparams"],
             {"speech_folder": fused_speech.output_folder, "text_folder": text.output_folder,
              **hparams["fusion_overrides"]},
             os.path.join(out, "fusion", f"fold{session}"),
             [f"{method}/metrics_test.json" for method in hparams["fusion_methods"]],
             depends_on=[fused_speech, text],
-        ))
-    return speaker_jobs, fold_jobs, fusion_jobs
+        )
+        fusion_jobs.append(fusion)
+        for method in hparams["fusion_methods"]:
+            folders.setdefault(f"fusion_{method}", {})[fold] = os.path.join(fusion.output_folder, method)
+    return speaker_jobs, fold_jobs, fusion_jobs, folders
 
 
-def system_folders(hparams):
-    """``{system: {fold: folder}}`` of every system's fold results."""
-    out, sessions = hparams["output_folder"], hparams["test_sessions"]
-    folders = {f"speech_{mode}": {str(s): os.path.join(out, f"speech_{mode}", f"fold{s}") for s in sessions}
-               for mode in hparams["speech_modes"]}
-    folders["text"] = {str(s): os.path.join(out, "text", f"fold{s}") for s in sessions}
-    for method in hparams["fusion_methods"]:
-        folders[f"fusion_{method}"] = {str(s): os.path.join(out, "fusion", f"fold{s}", method) for s in sessions}
-    return folders
-
-
-def collect_fold_metrics(hparams):
+def collect_fold_metrics(folders):
     """``{system: {fold: metrics}}`` read from every finished fold."""
     return {system: {fold: _read_json(os.path.join(folder, "metrics_test.json"))
-                     for fold, folder in folds.items()}
-            for system, folds in system_folders(hparams).items()}
+                     for fold, folder in per_fold.items()}
+            for system, per_fold in folders.items()}
 
 
-def collect_subset_confusions(hparams):
+def collect_subset_confusions(folders):
     """``{system: {fold: {"improvised"|"scripted": confusion}}}`` from every system's test
     scores and the fold's test manifest; systems whose manifests lack ``improvised`` are
     left out."""
     manifests = {fold: _read_json(os.path.join(folder, "fold", "test.json"))
-                 for fold, folder in system_folders(hparams)["text"].items()}
+                 for fold, folder in folders["text"].items()}
     confusions = {}
-    for system, folds in system_folders(hparams).items():
-        per_fold = {fold: subset_confusions(read_scores(os.path.join(folder, "scores", "test.csv")),
-                                            manifests[fold])
-                    for fold, folder in folds.items()}
-        if all(value is not None for value in per_fold.values()):
-            confusions[system] = per_fold
+    for system, per_fold in folders.items():
+        by_fold = {fold: subset_confusions(read_scores(os.path.join(folder, "scores", "test.csv")),
+                                           manifests[fold])
+                   for fold, folder in per_fold.items()}
+        if all(value is not None for value in by_fold.values()):
+            confusions[system] = by_fold
     return confusions
 
 
@@ -174,14 +189,14 @@ def main(argv):
     logger.info("loso.py %s", " ".join(argv))
     prepare_iemocap(hparams["data_folder"], hparams["manifest_folder"], sessions=hparams["sessions"])
     run_args = run_option_args(run_opts)
-    speaker_jobs, fold_jobs, fusion_jobs = build_jobs(hparams, run_args)
+    speaker_jobs, fold_jobs, fusion_jobs, folders = build_jobs(hparams, run_args)
     logger.info("Jobs (SpeechBrain run options forwarded to each: %s):", " ".join(run_args) or "none")
     for job in speaker_jobs + fold_jobs + fusion_jobs:
         logger.info("  %s [%s]: %s", job.name, job.state(), " ".join(job.command))
     run_jobs(speaker_jobs, 1, "speaker pretraining")
     run_jobs(fold_jobs, hparams["jobs"], "speech and text folds")
     run_jobs(fusion_jobs, hparams["jobs"], "fusion")
-    report = write_report(hparams, collect_fold_metrics(hparams), collect_subset_confusions(hparams))
+    report = write_report(hparams, collect_fold_metrics(folders), collect_subset_confusions(folders))
     print(report)
     logger.info("Report written to %s", os.path.join(hparams["output_folder"], "report.md"))
 
@@ -189,6 +204,7 @@ def main(argv):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (JobError, IemocapPrepError, FoldError, ScoreFileError) as error:
-        # One line naming the job and its log, not a traceback of the runner.
-        sys.exit(f"loso.py: error: {error}")
+    except (JobError, ExperimentError, IemocapPrepError, FoldError, ScoreFileError, OSError) as error:
+        # One line (naming the job and its log when a job failed), not a traceback of the runner.
+        logger.error("loso.py: error: %s", error)  # on the console and in log.txt
+        sys.exit(1)

@@ -10,15 +10,22 @@ from speechbrain.utils.run_opts import RunOptions
 
 from mmer_lobes.jobs import Job, JobError, run_job, run_jobs, run_option_args
 
-# A recipe stand-in: appends a line to runs.txt, writes done.txt unless told not to,
-# and exits with the code it is given.
+# A recipe stand-in: notes whether its job record was already written, appends a line to
+# runs.txt, waits for a file or sleeps when told, writes done.txt unless told not to, and
+# exits with the code it is given.
 SCRIPT = textwrap.dedent("""
-    import os, sys, time, yaml
+    import json, os, sys, time
     args = dict(a[2:].split("=", 1) for a in sys.argv[2:] if a.startswith("--") and "=" in a)
     out = args["output_folder"]
     os.makedirs(out, exist_ok=True)
+    record = os.path.join(out, "job.json")
+    if os.path.isfile(record):
+        with open(os.path.join(out, "record_at_start.json"), "w") as f:
+            f.write(open(record).read())
     with open(os.path.join(out, "runs.txt"), "a") as f:
         f.write(" ".join(sys.argv[2:]) + "\\n")
+    while args.get("wait_for") and not os.path.exists(args["wait_for"]):
+        time.sleep(0.05)
     time.sleep(float(args.get("sleep", "0")))
     if args.get("write", "true") == "true":
         open(os.path.join(out, "done.txt"), "w").write("ok")
@@ -31,7 +38,7 @@ def recipe(tmp_path):
     script = tmp_path / "recipe.py"
     script.write_text(SCRIPT)
     hparams = tmp_path / "recipe.yaml"
-    hparams.write_text("output_folder: x\nlr: 0.1\nsleep: 0\ncode: 0\nwrite: true\n")
+    hparams.write_text("output_folder: x\nlr: 0.1\nsleep: 0\ncode: 0\nwrite: true\nwait_for: null\n")
     return str(script), str(hparams)
 
 
@@ -71,20 +78,40 @@ def test_reused_when_unchanged_rerun_from_scratch_when_changed(recipe, tmp_path)
     assert len(_runs(out)) == 1  # reused, not run
 
     for changed in (_job(recipe, out, lr=0.3, run_args=["--device=cpu"]),
-                    _job(recipe, out, lr=0.3, run_args=["--device=cuda:0"])):
+                    _job(recipe, out, lr=0.3, run_args=["--device=cpu", "--precision=fp16"])):
         assert changed.state() == "changed"
         (out / "stale.txt").write_text("old result")
         run_jobs([changed], 1, "test")
         assert not (out / "stale.txt").exists()  # the old folder was removed
         assert len(_runs(out)) == 1
+    # Where and how visibly a job runs does not define it: reused.
+    moved = _job(recipe, out, lr=0.3, run_args=["--device=cuda:1", "--noprogressbar", "--precision=fp16"])
+    assert moved.state() == "done"
+    assert moved.definition["run_options"] == ["--precision=fp16"]
 
 
-def test_an_edited_yaml_changes_the_definition(recipe, tmp_path):
+def test_an_edited_yaml_changes_the_definition_a_comment_does_not(recipe, tmp_path):
     out = tmp_path / "out"
     run_jobs([_job(recipe, out)], 1, "test")
+    text = open(recipe[1]).read()
+    # A comment, and the order of the keys, change nothing the recipe computes.
+    reordered = "# the learning rate below\n" + "\n".join(reversed(text.strip().splitlines())) + "\n"
+    open(recipe[1], "w").write(reordered)
+    assert _job(recipe, out).state() == "done"
     with open(recipe[1], "a") as handle:
         handle.write("extra: 1\n")
     assert _job(recipe, out).state() == "changed"
+
+
+def test_an_edited_input_file_changes_the_definition(recipe, tmp_path):
+    manifest = tmp_path / "Session1.json"
+    manifest.write_text('{"u1": {"emo": "ang"}}')
+    script, hparams = recipe
+    job = Job("fold", script, hparams, {}, str(tmp_path / "out"), ["done.txt"], input_files=[str(manifest)])
+    run_jobs([job], 1, "test")
+    manifest.write_text('{"u1": {"emo": "sad"}}')
+    again = Job("fold", script, hparams, {}, str(tmp_path / "out"), ["done.txt"], input_files=[str(manifest)])
+    assert again.state() == "changed" and again.changes() == ["input_files"]
 
 
 def test_dependents_rerun_when_a_dependency_changes(recipe, tmp_path):
@@ -113,14 +140,18 @@ def test_an_unfinished_run_resumes_in_place(recipe, tmp_path):
     assert len(_runs(out)) == 2
 
 
-def test_results_without_a_record_are_not_trusted(recipe, tmp_path):
+def test_results_without_a_record_are_moved_aside(recipe, tmp_path, caplog):
     out = tmp_path / "out"
     out.mkdir()
     (out / "done.txt").write_text("from an older version")
     job = _job(recipe, out)
-    assert job.state() == "changed"
-    run_jobs([job], 1, "test")
-    assert len(_runs(out)) == 1
+    assert job.state() == "unrecorded" and job.changes() == ["no record"]
+    with caplog.at_level("WARNING", logger="mmer_lobes.jobs"):
+        run_jobs([job], 1, "test")
+    assert len(_runs(out)) == 1 and job.state() == "done"
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("out.unrecorded-")]
+    assert len(aside) == 1 and (aside[0] / "done.txt").read_text() == "from an older version"
+    assert f"moved to {aside[0]}" in caplog.text
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
@@ -139,7 +170,8 @@ def test_failure_is_one_line_naming_the_job_and_its_log(recipe, tmp_path, n_jobs
 
 def test_a_failure_stops_the_running_jobs(recipe, tmp_path):
     slow = _job(recipe, tmp_path / "slow", name="slow", sleep=60)
-    failing = _job(recipe, tmp_path / "bad", name="bad", code=1, sleep=1)
+    # "bad" fails only once "slow" is running
+    failing = _job(recipe, tmp_path / "bad", name="bad", code=1, wait_for=str(tmp_path / "slow" / "runs.txt"))
     start = time.time()
     with pytest.raises(JobError, match="^bad failed"):
         run_jobs([slow, failing], 2, "test")
@@ -148,12 +180,14 @@ def test_a_failure_stops_the_running_jobs(recipe, tmp_path):
 
 
 def test_run_job_writes_the_record_before_it_starts(recipe, tmp_path):
-    job = _job(recipe, tmp_path / "out", sleep=0)
     import threading
 
+    job = _job(recipe, tmp_path / "out")
     run_job(job, False, 1, threading.Event())
-    record = json.load(open(job.record_path))
-    assert record["command"] == job.command and record["name"] == "job"
+    at_start = json.load(open(tmp_path / "out" / "record_at_start.json"))
+    assert at_start["finished"] is False and at_start["command"] == job.command
+    assert at_start["definition"] == job.definition
+    assert json.load(open(job.record_path))["finished"] is True
 
 
 def test_one_at_a_time_a_failure_runs_nothing_after_it(recipe, tmp_path):
