@@ -8,7 +8,11 @@ sessions:
 * ``dialogue`` (the default): class-stratified and grouped by dialogue, so that no dialogue
   is split between train and hold-out. Utterances of one dialogue share speakers, topic and
   (in scripted dialogues) text, so a hold-out that shares dialogues with training scores
-  optimistically, by a different amount for each modality, which biases the fusion.
+  optimistically, by a different amount for each modality, which biases the fusion. A
+  script is still performed in other dialogues (IEMOCAP's ``Ses01F_script01_1`` and
+  ``Ses01M_script01_1``, and every session's ``script01_1``), so hold-out scripted lines
+  have been seen in training, as the test session's have: the hold-out keeps the test's
+  condition rather than a harder one.
 * ``stratified``: a class-stratified share of the training utterances, drawn per utterance.
 * ``session``: the whole training session before the test session.
 

@@ -87,8 +87,9 @@ def load_hparams(hparams_file, overrides):
     except (yaml.YAMLError, ValueError) as error:
         raise UsageError(f"{hparams_file}: {error}") from None
     for key in PATH_KEYS:
-        if not hparams.get(key):
+        if hparams.get(key) in (None, ""):
             raise UsageError(f"--{key} is required; {USAGE}")
+        hparams[key] = str(hparams[key])  # a folder named like a number is read as one
     for key in ("speech_folder", "text_folder"):
         if not os.path.isdir(hparams[key]):
             raise UsageError(f"{key} {hparams[key]} is not a folder")

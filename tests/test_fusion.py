@@ -676,3 +676,17 @@ def test_fuse_script_mismatched_inputs(fused_fold, tmp_path):
     result = _fuse(speech, str(bad_text), str(tmp_path / "out"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "test.csv" in result.stderr and "No such file" in result.stderr
+
+
+def test_fuse_script_takes_speechbrain_flags_and_numeric_folders(fused_fold, tmp_path):
+    """SpeechBrain's run options are accepted (loso.py forwards them to every job), and an
+    output folder named like a number stays a folder name."""
+    speech, text, _, _ = fused_fold
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "recipes", "fuse.py"),
+         os.path.join(REPO_ROOT, "hparams", "fusion.yaml"), "--speech_folder", speech,
+         "--text_folder", text, "--output_folder", "2024", "--device", "cpu", "--methods", "[weighted]"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert os.path.isfile(tmp_path / "2024" / "weighted" / "metrics_test.json")

@@ -22,9 +22,15 @@ TOP_LEVEL_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):", re.MULTILINE)
 
 
 def _read_by_code(key):
-    quoted = re.search(rf"""["']{key}["']""", CODE)
-    attribute = re.search(rf"\.{key}\b", CODE)
-    return bool(quoted or attribute)
+    """A read of ``key`` from hparams: ``hparams["key"]``, ``hparams.get("key"``,
+    ``hparams.key`` (``self.hparams.key``), an argparse-style ``args.key``, or the key in a
+    tuple of key names that the code reads in a loop (``INPUT_HANDLING``, ``PATH_KEYS``)."""
+    patterns = (
+        rf"""hparams\[["']{key}["']\]""", rf"""hparams\.get\(["']{key}["']""",
+        rf"hparams\.{key}\b", rf"args\.{key}\b",
+        rf"""^[A-Z_]+ = \((?:[^)]*\s)?["']{key}["'][,)]""",
+    )
+    return any(re.search(p, CODE, re.MULTILINE) for p in patterns)
 
 
 def _dead_keys(text):
