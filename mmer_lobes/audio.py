@@ -16,9 +16,11 @@ from typing import NamedTuple, Optional
 
 import soundfile
 
-# The RIFF size fields are 32-bit: streaming writers put this value where the size goes
-# (they do not know it yet), and RF64 files put it there and the real size in a ds64 chunk.
-_UNKNOWN_SIZE = 0xFFFFFFFF
+# The RIFF size fields are 32-bit: RF64 files put 0xFFFFFFFF there and the real size in a
+# ds64 chunk. Writers to a pipe, which do not know the size yet, put 0xFFFFFFFF, 0x7FFFF000
+# (SoX) or 0 (libsndfile): a data size of 0 or at least this bound says nothing.
+_RF64_SIZE = 0xFFFFFFFF
+_UNKNOWN_SIZE_BOUND = 0x7FFFF000
 # Formats whose block_align is the size of one sample frame (all channels): PCM, IEEE
 # float, A-law, mu-law and WAVE_FORMAT_EXTENSIBLE (which wraps them). In compressed
 # formats (ADPCM...) a block holds many frames, so only bytes can be compared.
@@ -82,7 +84,8 @@ class WavDataSize(NamedTuple):
 def wav_data_size(path):
     """The declared and present sizes of the ``data`` chunk of a wav file, read from its
     RIFF chunks (no decoding); None when ``path`` is not a RIFF/RF64 wav, when its header
-    ends before a ``data`` chunk, or when the header does not say the size (streamed).
+    ends before a ``data`` chunk, or when the header does not say the size (a wav written
+    to a pipe: 0, or a placeholder of at least 0x7FFFF000 bytes).
 
     soundfile reads a truncated wav without a word (its ``frames`` count what is present),
     so this is how a truncated file is told from a short one.
@@ -108,7 +111,10 @@ def wav_data_size(path):
         position = 12
         while position + 8 <= file_size:
             handle.seek(position)
-            chunk_id, size = struct.unpack("<4sI", handle.read(8))
+            header = handle.read(8)
+            if len(header) < 8:  # the file shrank while being read
+                return None
+            chunk_id, size = struct.unpack("<4sI", header)
             body = position + 8
             if chunk_id == b"fmt " and size >= 14:
                 fmt = handle.read(14)
@@ -122,10 +128,10 @@ def wav_data_size(path):
                     return None
                 _, ds64_data_bytes = struct.unpack("<QQ", ds64)
             elif chunk_id == b"data":
-                if size == _UNKNOWN_SIZE:
-                    if ds64_data_bytes is None:
-                        return None
+                if size == _RF64_SIZE and ds64_data_bytes is not None:
                     size = ds64_data_bytes
+                elif size == 0 or size >= _UNKNOWN_SIZE_BOUND:
+                    return None
                 return WavDataSize(size, min(size, file_size - body), frame_bytes)
             position = body + size + (size & 1)  # chunks are word-aligned
     return None

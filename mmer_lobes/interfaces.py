@@ -367,8 +367,11 @@ class EmotionRecognizer(Pretrained):
                        if not hasattr(self.hparams, k) and k not in INPUT_HANDLING_DEFAULTS]
             if missing:
                 raise InterfaceError(f"hyperparams.yaml has no {', '.join(missing)}")
-            settings = {k: float(getattr(self.hparams, k, INPUT_HANDLING_DEFAULTS.get(k)))
-                        for k in INPUT_HANDLING}
+            settings = {k: getattr(self.hparams, k, INPUT_HANDLING_DEFAULTS.get(k)) for k in INPUT_HANDLING}
+            wrong = [k for k, v in settings.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+            if wrong:
+                raise InterfaceError(f"hyperparams.yaml: {', '.join(wrong)} must be a number")
+            settings = {k: float(v) for k, v in settings.items()}
             check_input_handling(**settings)
             self.silence_rms = settings["silence_rms"]
         self.fusion = None
@@ -394,6 +397,7 @@ class EmotionRecognizer(Pretrained):
         whatever SpeechBrain's default: older releases put ``savedir`` at
         ``./pretrained_models/<class>-<hash>``, littering the current folder (1.1.2 no
         longer does). Other sources, or an explicit ``savedir``, go to SpeechBrain unchanged.
+        (``foreign_class`` calls SpeechBrain's loader directly, without this method.)
 
         Example
         -------
@@ -437,7 +441,10 @@ class EmotionRecognizer(Pretrained):
         except RuntimeError:  # pragma: no cover - load_audio already read it
             pass
         # soundfile reads a truncated wav silently, as the samples present
-        size = wav_data_size(path)
+        try:
+            size = wav_data_size(path)
+        except OSError as error:
+            raise AudioError(f"cannot read audio file {path}: {error.strerror}") from None
         if size is not None and size.truncated:
             flags.append("truncated_file")
         if not torch.isfinite(signal).all():
@@ -490,8 +497,10 @@ class EmotionRecognizer(Pretrained):
         with torch.no_grad():
             for i, length in enumerate(lengths):
                 signal = wavs[i, :length]
-                # (the norm needs no copy of the signal, which may be an hour long)
-                rms = float(torch.linalg.vector_norm(signal)) / math.sqrt(length)
+                # RMS about the mean, so that a DC offset (cheap inputs) does not hide
+                # silence; no copy of the signal, which may be an hour long
+                mean = float(signal.mean())
+                rms = math.sqrt(max(float(torch.linalg.vector_norm(signal)) ** 2 / length - mean ** 2, 0.0))
                 relative = torch.ones(1)
                 if length < min_len:
                     signal = torch.nn.functional.pad(signal, (0, min_len - length))

@@ -39,7 +39,7 @@ import yaml
 
 from data_prep.mini_corpora import CORPUS_MARKER
 from mmer_lobes.checkpoints import CompleteCheckpointer
-from mmer_lobes.interfaces import INPUT_HANDLING, InterfaceError, check_input_handling
+from mmer_lobes.interfaces import INPUT_HANDLING, INPUT_HANDLING_DEFAULTS, InterfaceError, check_input_handling
 
 CLASS_FILE = "label_encoder.txt"
 INFO_FILE = "export_info.json"
@@ -608,9 +608,9 @@ def model_card(classes, speech, text, fusion, options, info):
                   f"{options['max_duration']} s are scored on {options['window_duration']} s "
                   f"windows every {options['window_hop']} s with averaged log-posteriors "
                   "(`windowed_long_clip`).",
-                  f"- A clip whose RMS is below {options['silence_rms']} is flagged `silent_input`; "
-                  "a wav whose data is shorter than its header declares is flagged "
-                  "`truncated_file`."]
+                  (f"- A clip whose RMS is below {options['silence_rms']} is flagged `silent_input`; "
+                   if options["silence_rms"] > 0 else "- Silence is not checked (`silence_rms: 0`); ")
+                  + "a wav whose data is shorter than its header declares is flagged `truncated_file`."]
     if speech and text:
         lines.append("- An empty transcript gives the speech-only result (`speech_only_empty_text`).")
     if text:
@@ -808,7 +808,7 @@ def load_settings(argv):
     if not settings.get("output_folder"):
         raise ExportError(f"--output_folder is required; {USAGE}")
     for key in INPUT_HANDLING:
-        value = settings.get(key)
+        value = settings.setdefault(key, INPUT_HANDLING_DEFAULTS.get(key))  # an older export YAML
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ExportError(f"{key} must be a number, got {value!r}")
     return argparse.Namespace(**settings)

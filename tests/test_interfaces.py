@@ -556,6 +556,13 @@ def test_silent_input_is_flagged(tiny):
     assert result.flags == [["padded_short_clip", "silent_input"], ["padded_short_clip"]]
     off = SpeechEmotionRecognizer(modules=dict(tiny.mods), hparams=dict(vars(tiny.hparams), silence_rms=0.0))
     assert off.classify_batch(torch.zeros(1, 16000)).flags == [[]]
+    # RMS over the real samples only: 200 samples at RMS 2e-4 (above 1e-4) are not silent,
+    # though over the 8000 samples they are padded to their RMS would be 3e-5
+    quiet = torch.zeros(1, 16000)
+    quiet[0, :200] = 2e-4 * torch.sign(noise[0, :200])
+    assert tiny.classify_batch(quiet, torch.tensor([200 / 16000])).flags == [["padded_short_clip"]]
+    # RMS about the mean: a DC offset (a cheap input's bias) is not sound
+    assert tiny.classify_batch(torch.full((1, 16000), 1e-3)).flags == [["silent_input"]]
 
 
 def test_silence_rms_default_for_old_folders_is_the_export_setting(tiny):

@@ -54,9 +54,42 @@ def test_wav_data_size_without_a_size_to_compare(tmp_path):
     assert wav_data_size(header_cut) is None  # no data chunk: soundfile refuses it (below)
     streamed = write_wav(str(tmp_path / "streamed.wav"))
     data = bytearray(open(streamed, "rb").read())
-    data[40:44] = struct.pack("<I", 0xFFFFFFFF)  # a streaming writer's "size unknown"
-    open(streamed, "wb").write(bytes(data))
-    assert wav_data_size(streamed) is None
+    # what writers to a pipe put where the size goes: no size to compare, no false alarm
+    for placeholder in (0xFFFFFFFF, 0x7FFFF000, 0):
+        data[40:44] = struct.pack("<I", placeholder)
+        open(streamed, "wb").write(bytes(data))
+        assert wav_data_size(streamed) is None, hex(placeholder)
+
+
+@pytest.mark.parametrize("container, subtype, frame_bytes", [("RF64", "PCM_16", 2), ("WAVEX", "PCM_24", 6)])
+def test_wav_data_size_of_rf64_and_extensible_wavs(tmp_path, container, subtype, frame_bytes):
+    """RF64 gives the data size in a ds64 chunk; WAVE_FORMAT_EXTENSIBLE wraps PCM."""
+    from mmer_lobes.audio import wav_data_size
+
+    channels = frame_bytes // 3 if subtype == "PCM_24" else 1
+    path = str(tmp_path / "a.wav")
+    data = np.random.RandomState(0).randn(4000, channels).astype(np.float32) * 0.1
+    soundfile.write(path, data, 16000, subtype=subtype, format=container)
+    assert open(path, "rb").read(4) == (b"RF64" if container == "RF64" else b"RIFF")
+    assert wav_data_size(path) == (4000 * frame_bytes, 4000 * frame_bytes, frame_bytes)
+    cut(path, 10 * frame_bytes)
+    size = wav_data_size(path)
+    assert size.truncated and (size.declared_samples, size.present_samples) == (4000, 3990)
+
+
+def test_odd_sized_chunk_before_the_data(tmp_path):
+    """Chunks are word-aligned: an odd-sized chunk has a pad byte before the next one."""
+    from mmer_lobes.audio import wav_data_size
+
+    path = write_wav(str(tmp_path / "a.wav"), 100)
+    raw = open(path, "rb").read()
+    fmt_end = 12 + 8 + struct.unpack("<I", raw[16:20])[0]
+    odd = b"junk" + struct.pack("<I", 3) + b"abc" + b"\0"
+    patched = bytearray(raw[:fmt_end] + odd + raw[fmt_end:])
+    patched[4:8] = struct.pack("<I", len(patched) - 8)
+    open(path, "wb").write(bytes(patched))
+    assert soundfile.info(path).frames == 100
+    assert wav_data_size(path) == (200, 200, 2)
 
 
 def test_truncated_wav_warns_naming_the_file(tmp_path, caplog):
