@@ -8,7 +8,8 @@ setup(
         "Multimodal (speech + text) emotion recognition recipes for SpeechBrain, after "
         "Padi et al. (2022): ResNet34 speaker-transfer, BERT text, late fusion, LOSO on IEMOCAP"
     ),
-    packages=["mmer_lobes", "data_prep"],
+    packages=["mmer_lobes", "data_prep", "data_prep.minicorpus"],
+    package_data={"data_prep.minicorpus": ["sentences.json"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.1",

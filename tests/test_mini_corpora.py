@@ -64,6 +64,20 @@ def test_sentence_pools_are_rich_and_distinct():
     assert len(set(everything)) == len(everything)
 
 
+def test_sentence_data_file_has_a_pool_for_every_class():
+    from data_prep.minicorpus.sentences import load_sentences
+
+    emotion, ambiguous, latin1 = load_sentences()
+    assert tuple(emotion) == mini_corpora.EMOTIONS  # in the order the planner draws them
+    assert emotion == mini_corpora.EMOTION_SENTENCES
+    assert ambiguous == mini_corpora.AMBIGUOUS_SENTENCES
+    # Transcriptions are written in latin-1, and only the one sentence needs more than ASCII.
+    assert latin1 == mini_corpora.LATIN1_SENTENCE and latin1 in ambiguous
+    latin1.encode("latin-1")
+    for sentence in [s for pool in emotion.values() for s in pool] + list(ambiguous):
+        assert sentence == latin1 or sentence.isascii()
+
+
 def test_iemocap_plan_counts_and_independent_draws():
     plan = mini_corpora.plan_mini_iemocap(np.random.default_rng(3))
     turns = plan["turns"]
