@@ -3,8 +3,14 @@
 WA (weighted accuracy) is the plain accuracy over utterances; UA (unweighted accuracy) is
 the mean of the per-class recalls, so every class counts the same whatever its size. Both
 are reported in percent, as in the paper.
+
+The confusion matrix of label lists is scikit-learn's (``labels=range(n_classes)``, so every
+class has its row and column). Every figure is then computed from the matrix
+(:func:`summarize_confusion`): scikit-learn computes them from label lists only, and a
+fold's pooled matrix (the report) has no label lists; one computation serves both.
 """
 import numpy as np
+from sklearn.metrics import confusion_matrix as _sklearn_confusion_matrix
 
 
 def confusion_matrix(true_indices, predicted_indices, n_classes):
@@ -30,9 +36,10 @@ def confusion_matrix(true_indices, predicted_indices, n_classes):
     for name, values in (("true", true_indices), ("predicted", predicted_indices)):
         if values.size and (values.min() < 0 or values.max() >= n_classes):
             raise ValueError(f"{name} class indices must lie in [0, {n_classes})")
-    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(counts, (true_indices, predicted_indices), 1)
-    return counts
+    if true_indices.size == 0:  # scikit-learn refuses empty input; the matrix is all zeros
+        return np.zeros((n_classes, n_classes), dtype=np.int64)
+    counts = _sklearn_confusion_matrix(true_indices.ravel(), predicted_indices.ravel(), labels=range(n_classes))
+    return counts.astype(np.int64, copy=False)
 
 
 def _as_indices(values, name):

@@ -106,3 +106,55 @@ def test_written_files_get_normal_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
+def _reference_metrics(true, predicted, n_classes):
+    """WA, UA over the classes present in ``true``, per-class recall (None when absent) and
+    confusion counts, written out with plain numpy (independent of scikit-learn)."""
+    true, predicted = np.asarray(true), np.asarray(predicted)
+    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+    for t, p in zip(true, predicted):
+        counts[t, p] += 1
+    recall = [
+        100.0 * np.sum((true == c) & (predicted == c)) / np.sum(true == c) if np.any(true == c) else None
+        for c in range(n_classes)
+    ]
+    present = [value for value in recall if value is not None]
+    return 100.0 * np.mean(true == predicted), sum(present) / len(present), recall, counts.tolist()
+
+
+def _label_sets():
+    for seed in (0, 1, 2):
+        rng = np.random.default_rng(seed)
+        true = rng.integers(0, 4, size=50 + 17 * seed)
+        yield f"random-{seed}", true, np.where(rng.random(true.size) < 0.6, true, rng.integers(0, 4, true.size))
+    rng = np.random.default_rng(3)
+    true = rng.choice([0, 1, 3], size=40)  # 'neu' never in the truth but predicted
+    yield "absent-from-truth", true, rng.integers(0, 4, size=40)
+    rng = np.random.default_rng(4)
+    true = rng.integers(0, 4, size=40)  # 'hap' never predicted
+    yield "never-predicted", true, np.where(true == 1, 0, rng.choice([0, 2, 3], size=40))
+    yield "single-class", np.full(5, 2), np.full(5, 2)  # one class in truth and predictions
+
+
+@pytest.mark.parametrize("case, true, predicted", list(_label_sets()))
+def test_classification_metrics_match_a_plain_numpy_reference(case, true, predicted):
+    import warnings
+
+    names = ["ang", "hap", "neu", "sad"]
+    wa, ua, recall, counts = _reference_metrics(true, predicted, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning from scikit-learn may leak
+        metrics = classification_metrics(true.tolist(), predicted.tolist(), names)
+    assert metrics["WA"] == pytest.approx(wa, abs=1e-12, rel=0)
+    assert metrics["UA"] == pytest.approx(ua, abs=1e-12, rel=0)
+    assert metrics["confusion"] == counts and metrics["n"] == len(true)
+    for name, expected in zip(names, recall):
+        if expected is None:
+            assert metrics["recall"][name] is None
+        else:
+            assert metrics["recall"][name] == pytest.approx(expected, abs=1e-12, rel=0)
+    if case == "absent-from-truth":
+        assert metrics["recall"]["neu"] is None and 2 in predicted
+    if case == "never-predicted":
+        assert 1 not in predicted and metrics["recall"]["hap"] == 0.0
