@@ -2,7 +2,6 @@
 
 import ctypes
 import ctypes.util
-import os  # noqa: F401  (used by the doctests)
 
 import numpy as np
 
@@ -25,6 +24,7 @@ def find_espeak():
 
     Example
     -------
+    >>> import os
     >>> library_path, data_path = find_espeak()
     >>> "espeak" in os.path.basename(library_path)
     True

@@ -6,13 +6,11 @@ import io
 import math
 import multiprocessing
 import os
-import tempfile  # noqa: F401  (used by the doctests)
 
 import numpy as np
 import soundfile
 
 from .espeak import EspeakSynthesiser
-from .sampling import UtterancePlan  # noqa: F401  (used by the doctests)
 from .settings import (
     ACTIVE_FRAME_FLOOR_DB,
     ACTIVE_FRAME_S,
@@ -107,6 +105,7 @@ def render_utterance(samples, espeak_rate, plan):
 
     Example
     -------
+    >>> from data_prep.minicorpus.sampling import UtterancePlan
     >>> plan = UtterancePlan(
     ...     "x.wav", "", "en-us+m3", 175, 50, 50, -27.0, 0.0, 0.2, -60.0, 0.1, 0.1, 7
     ... )
@@ -144,6 +143,8 @@ def synthesise_batch(root, plans):
 
     Example
     -------
+    >>> import tempfile
+    >>> from data_prep.minicorpus.sampling import UtterancePlan
     >>> root = tempfile.mkdtemp()
     >>> plan = UtterancePlan(
     ...     "a/b.wav", "Hi.", "en-us+f1", 175, 50, 50, -27.0, 0.0, 0.1, -60.0, 0.1, 0.1, 3

@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 
-from .sampling import IemocapTurn, UtterancePlan  # noqa: F401  (used by the doctests)
 from .settings import (
     CATEGORY_NAMES,
     IEMOCAP_DIRNAME,
@@ -38,6 +37,7 @@ def format_emo_evaluation(turns, times):
 
     Example
     -------
+    >>> from data_prep.minicorpus.sampling import IemocapTurn
     >>> turn = IemocapTurn("Ses01F_impro01_F000", 1, "Ses01F_impro01", "Ses01F", "neu", "neu",
     ...                    "own", 1.0, [("C-E2", "Neutral")], [("A-E3", (3, 2, 2))])
     >>> text = format_emo_evaluation([turn], [(6.2901, 8.2357)])
@@ -70,6 +70,7 @@ def format_transcription(turns, times, idless_times):
 
     Example
     -------
+    >>> from data_prep.minicorpus.sampling import IemocapTurn, UtterancePlan
     >>> turn = IemocapTurn("Ses01F_impro01_F000", 1, "Ses01F_impro01", "Ses01F", "neu", "neu",
     ...                    "own", 1.0, audio=UtterancePlan("x.wav", "Excuse me.", "en-us+f1",
     ...                    175, 50, 50, -27.0, 0.0, 0.0, -60.0, 0.1, 0.1, 0))
