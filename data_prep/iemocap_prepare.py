@@ -38,7 +38,8 @@ Usage:
 
 Errors in the corpus (missing folders or wavs, corrupt wavs, unparsable
 evaluation lines) raise ``IemocapPrepError`` with a message naming the file;
-the CLI prints it and exits with status 2.
+the CLI prints it on one line, ``iemocap_prepare.py: error: <message>``, and
+exits with status 2 (:func:`mmer_lobes.errors.run_script`).
 """
 import logging
 import os
@@ -50,6 +51,7 @@ from typing import NamedTuple, Optional, Tuple
 from tqdm import tqdm
 
 from data_prep import prepare_common
+from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ EVALUATION_LINE_PATTERN = re.compile(
 TRANSCRIPTION_LINE_PATTERN = re.compile(r"^(Ses\d{2}[FM]_\S+_[FM]\d+)\s*\[[^\]]*\]:\s*(.*)$")
 
 
-class IemocapPrepError(ValueError):
+class IemocapPrepError(ProjectError, ValueError):
     """The IEMOCAP tree cannot be turned into manifests; the message names the file."""
 
 
@@ -715,11 +717,16 @@ def _write_manifests(save_folder, options_path, manifest_paths, manifests, optio
 
 
 def main(argv=None):
-    """IEMOCAP command-line entry point; returns the exit status (2 on a bad corpus).
+    """IEMOCAP command line (``argv`` defaults to ``sys.argv[1:]``); a bad corpus raises
+    :class:`IemocapPrepError`, which :func:`~mmer_lobes.errors.run_script` reports.
 
     Example
     -------
     >>> main(["--data_folder", "/no/such/IEMOCAP_full_release", "--save_folder", "/tmp/x"])
+    Traceback (most recent call last):
+      ...
+    data_prep.iemocap_prepare.IemocapPrepError: IEMOCAP data folder does not exist: /no/such/IEMOCAP_full_release
+    >>> run_script(main, "iemocap_prepare.py", ["--data_folder", "/no/such", "--save_folder", "/tmp/x"])
     2
     """
     parser = prepare_common.prepare_argument_parser(
@@ -735,16 +742,14 @@ def main(argv=None):
         "--sessions", type=int, nargs="+", default=list(ALL_SESSIONS), help="sessions to prepare"
     )
 
-    def prepare(args):
-        prepare_iemocap(
-            args.data_folder,
-            args.save_folder,
-            label_map=None if args.keep_all_labels else DEFAULT_LABEL_MAP,
-            sessions=args.sessions,
-        )
-
-    return prepare_common.run_prepare_cli(parser, argv, prepare, IemocapPrepError)
+    args = parser.parse_args(argv)
+    prepare_iemocap(
+        args.data_folder,
+        args.save_folder,
+        label_map=None if args.keep_all_labels else DEFAULT_LABEL_MAP,
+        sessions=args.sessions,
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main, "iemocap_prepare.py"))

@@ -43,6 +43,7 @@ except ImportError:  # run as a script from a checkout that is not pip-installed
 # The generator lives in data_prep/minicorpus/, one job per module; this module keeps the
 # command line and every name that other code imports from data_prep.mini_corpora.
 from data_prep.minicorpus.driver import (  # noqa: E402,F401
+    CorpusFolderTaken,
     make_mini_corpora,
     print_summary,
     summarise,
@@ -81,10 +82,17 @@ from data_prep.minicorpus.writers import (  # noqa: E402,F401
     write_iemocap_text_files,
     write_voxceleb_trials,
 )
+from mmer_lobes.errors import run_script  # noqa: E402
 
 
 def main(argv=None):
-    """Command line: ``python data_prep/mini_corpora.py --out DIR [--seed N] [--workers N]``."""
+    """Command line: ``python data_prep/mini_corpora.py --out DIR [--seed N] [--workers N]``.
+
+    ``argv`` defaults to ``sys.argv[1:]``. A missing eSpeak NG (:class:`SynthesiserUnavailable`)
+    or an output folder holding a corpus this script did not write (:class:`CorpusFolderTaken`)
+    are :class:`~mmer_lobes.errors.ProjectError` s, which :func:`~mmer_lobes.errors.run_script`
+    reports as one line, ``mini_corpora.py: error: <message>``, with exit status 2.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--out", required=True, help="folder that receives IEMOCAP_full_release and VoxCeleb1"
@@ -96,11 +104,8 @@ def main(argv=None):
         "--workers", type=int, default=DEFAULT_NUM_WORKERS, help="synthesis processes"
     )
     args = parser.parse_args(argv)
-    try:
-        make_mini_corpora(args.out, seed=args.seed, num_workers=args.workers)
-    except (SynthesiserUnavailable, FileExistsError) as error:
-        sys.exit(f"error: {error}")
+    make_mini_corpora(args.out, seed=args.seed, num_workers=args.workers)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main, "mini_corpora.py"))

@@ -5,12 +5,14 @@ file beside its outputs, written last; a later run with the same options and
 every output present skips the work. Wav headers are read without decoding,
 and every corpus error names the file, raised as the caller's error class; a
 truncated wav (shorter than its header says) is a warning naming the file.
+The caller's error class derives from :class:`mmer_lobes.errors.ProjectError`, so
+the command lines report it on one line with exit status 2
+(:func:`mmer_lobes.errors.run_script`).
 """
 import argparse
 import json
 import logging
 import os
-import sys
 
 import soundfile
 
@@ -144,30 +146,3 @@ def prepare_argument_parser(description, data_folder_help):
     parser.add_argument("--data_folder", required=True, help=data_folder_help)
     parser.add_argument("--save_folder", required=True, help="where the manifests are written")
     return parser
-
-
-def run_prepare_cli(parser, argv, prepare, error_class):
-    r"""Parses ``argv`` and calls ``prepare(args)``; returns the exit status.
-
-    An ``error_class`` error (bad input) is printed to stderr as
-    ``error: <message>`` without a traceback and gives status 2.
-
-    Example
-    -------
-    >>> import contextlib, io
-    >>> parser = prepare_argument_parser("Write manifests.", "the corpus folder")
-    >>> def prepare(args):
-    ...     raise ValueError(f"no such folder: {args.data_folder}")
-    >>> stderr = io.StringIO()
-    >>> with contextlib.redirect_stderr(stderr):
-    ...     status = run_prepare_cli(parser, ["--data_folder", "x", "--save_folder", "y"], prepare, ValueError)
-    >>> status, stderr.getvalue()
-    (2, 'error: no such folder: x\n')
-    """
-    args = parser.parse_args(argv)
-    try:
-        prepare(args)
-    except error_class as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0

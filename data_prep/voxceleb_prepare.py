@@ -42,7 +42,8 @@ Usage:
 Without ``--verification_pairs_file``, ``<data_folder>/veri_test2.txt`` is
 used when present. Bad input (a missing folder, m4a-only data, a corrupt wav,
 a trial list naming a missing file) raises ``VoxcelebPrepError`` with a
-message naming the file; the CLI prints it and exits with status 2.
+message naming the file; the CLI prints it on one line, ``voxceleb_prepare.py:
+error: <message>``, and exits with status 2 (:func:`mmer_lobes.errors.run_script`).
 """
 import logging
 import os
@@ -53,6 +54,7 @@ from typing import NamedTuple, Optional
 from tqdm import tqdm
 
 from data_prep import prepare_common
+from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.files import atomic_open, atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ MANIFEST_FORMAT_VERSION = 1
 MAX_LISTED_MISSING = 5
 
 
-class VoxcelebPrepError(ValueError):
+class VoxcelebPrepError(ProjectError, ValueError):
     """The VoxCeleb tree cannot be turned into manifests; the message names the file."""
 
 
@@ -546,11 +548,16 @@ def _write_outputs(save_folder, options_path, output_paths, train, valid, trials
 
 
 def main(argv=None):
-    """VoxCeleb command-line entry point; returns the exit status (2 on bad input).
+    """VoxCeleb command line (``argv`` defaults to ``sys.argv[1:]``); bad input raises
+    :class:`VoxcelebPrepError`, which :func:`~mmer_lobes.errors.run_script` reports.
 
     Example
     -------
     >>> main(["--data_folder", "/no/such/voxceleb", "--save_folder", "/tmp/x"])
+    Traceback (most recent call last):
+      ...
+    data_prep.voxceleb_prepare.VoxcelebPrepError: VoxCeleb data folder does not exist: /no/such/voxceleb
+    >>> run_script(main, "voxceleb_prepare.py", ["--data_folder", "/no/such", "--save_folder", "/tmp/x"])
     2
     """
     parser = prepare_common.prepare_argument_parser(
@@ -571,18 +578,16 @@ def main(argv=None):
     )
     parser.add_argument("--seed", type=int, default=1234, help="seed of the train / valid split")
 
-    def prepare(args):
-        prepare_voxceleb(
-            args.data_folder,
-            args.save_folder,
-            verification_pairs_file=args.verification_pairs_file,
-            split_ratio=args.split_ratio,
-            seg_dur=args.seg_dur,
-            seed=args.seed,
-        )
-
-    return prepare_common.run_prepare_cli(parser, argv, prepare, VoxcelebPrepError)
+    args = parser.parse_args(argv)
+    prepare_voxceleb(
+        args.data_folder,
+        args.save_folder,
+        verification_pairs_file=args.verification_pairs_file,
+        split_ratio=args.split_ratio,
+        seg_dur=args.seg_dur,
+        seed=args.seed,
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main, "voxceleb_prepare.py"))

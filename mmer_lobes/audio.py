@@ -16,6 +16,8 @@ from typing import NamedTuple, Optional
 
 import soundfile
 
+from mmer_lobes.errors import ProjectError
+
 # The RIFF size fields are 32-bit: RF64 files put 0xFFFFFFFF there and the real size in a
 # ds64 chunk. Writers to a pipe, which do not know the size yet, put 0xFFFFFFFF, 0x7FFFF000
 # (SoX) or 0 (libsndfile): a data size of 0 or at least this bound says nothing.
@@ -27,7 +29,7 @@ _UNKNOWN_SIZE_BOUND = 0x7FFFF000
 _FRAME_FORMATS = (0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE)
 
 
-class AudioError(ValueError):
+class AudioError(ProjectError, ValueError):
     """An audio file is missing, unreadable, or holds no samples."""
 
 

@@ -26,6 +26,7 @@ import os
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
+from mmer_lobes.errors import ProjectError
 from mmer_lobes.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ SPLITS = ("train", "holdout", "test")
 HOLDOUT_KINDS = ("dialogue", "stratified", "session")
 
 
-class FoldError(ValueError):
+class FoldError(ProjectError, ValueError):
     """A fold cannot be built from the given manifests and options."""
 
 

@@ -54,7 +54,12 @@ PLACEMENT_OPTIONS = frozenset({
 
 
 class JobError(RuntimeError):
-    """A job failed, or finished without writing its results."""
+    """A job failed, or finished without writing its results.
+
+    Not a :class:`~mmer_lobes.errors.ProjectError`: the experiment's inputs were accepted,
+    and a recipe run failed later (its own log says why), so ``recipes/loso.py`` reports it
+    with its own exit code, 1, rather than the bad-input code 2.
+    """
 
 
 def yaml_flow(value):

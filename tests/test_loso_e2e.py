@@ -190,9 +190,11 @@ def test_failing_job_stops_with_one_line(demo, repo_root, tmp_path, jobs):
         _speech_overrides(pretrained_encoder=f"{tmp_path}/no_encoder"),
     ]
     result = _run(command, repo_root, timeout=600)
-    assert result.returncode == 1
+    assert result.returncode == 1  # a job failed (recipes/loso.py EXIT_JOB_FAILED; bad input is 2)
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("loso.py: error: speech_") and " failed with exit code " in last
+    assert result.stderr.count("loso.py: error: ") == 1
+    assert last in open(os.path.join(out, "log.txt"), encoding="utf-8").read()  # recorded there too
     log_path = last.split("its log: ")[1]
     assert os.path.isfile(log_path) and "no_encoder" in open(log_path).read()
     assert "Traceback" not in result.stderr

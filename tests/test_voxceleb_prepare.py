@@ -218,7 +218,8 @@ def test_second_run_skips_and_changed_options_rerun(corpus, tmp_path, capsys):
 def test_cli_bad_input_exits_2(tmp_path):
     result = run_cli("--data_folder", str(tmp_path / "nowhere"), "--save_folder", str(tmp_path / "out"))
     assert result.returncode == 2
-    assert result.stderr.startswith("error: ")
+    assert result.stderr.startswith("voxceleb_prepare.py: error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
     assert str(tmp_path / "nowhere") in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from mmer_lobes.errors import ProjectError
 from mmer_lobes.files import atomic_write_json
 
 from .espeak import find_espeak
@@ -28,6 +29,10 @@ from .settings import (
     VOXCELEB_TRIAL_LIST,
 )
 from .writers import _write_text, write_iemocap_text_files, write_voxceleb_trials
+
+
+class CorpusFolderTaken(ProjectError, FileExistsError):
+    """The output folder holds a corpus that this generator did not write (a real one)."""
 
 
 def summarise(iemocap_plan, voxceleb_plan):
@@ -92,7 +97,7 @@ def _check_replaceable(out_dir):
     for name in (IEMOCAP_DIRNAME, VOXCELEB_DIRNAME):
         target = os.path.join(out_dir, name)
         if os.path.exists(target) and _read_json(os.path.join(target, CORPUS_MARKER)) is None:
-            raise FileExistsError(
+            raise CorpusFolderTaken(
                 f"{target} exists and was not written by mini_corpora.py (no {CORPUS_MARKER}); "
                 "refusing to overwrite it. Choose another --out or move it away."
             )

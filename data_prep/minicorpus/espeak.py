@@ -5,11 +5,14 @@ import ctypes.util
 
 import numpy as np
 
+from mmer_lobes.errors import ProjectError
+
 from .settings import ESPEAK_VOLUME
 
 
-class SynthesiserUnavailable(RuntimeError):
-    """Raised when eSpeak NG cannot be found or started."""
+class SynthesiserUnavailable(ProjectError, RuntimeError):
+    """Raised when eSpeak NG cannot be found or started (a setup problem, reported on one
+    line: the message says how to install it)."""
 
 
 ESPEAK_INSTALL_HINT = (
