@@ -14,7 +14,19 @@ Each job records what defines it in ``job.json`` (see mmer_lobes.jobs): a rerun 
 finished job only when that record is unchanged, resumes an interrupted one, and reruns a
 changed one from scratch, with every job that depends on it. Writes under the output folder:
 ``log.txt`` (the job list and what was reused or rerun), ``report.md``, ``results.json`` and
-``confusion_<system>.png``. A failing job stops the run with one line naming its log.
+``confusion_<system>.png``.
+
+Errors end the run with one line on the console, ``loso.py: error: <message>``, recorded in
+``log.txt`` too (once the output folder exists), and one of two exit codes:
+
+* 2 (mmer_lobes.errors.EXIT_BAD_INPUT), bad input: the experiment cannot start or go on
+  with what it was given (an ExperimentError, an IEMOCAP tree that cannot be prepared, a
+  fold that cannot be built, a score file that cannot be read, a file that cannot be read
+  or written). As for every script of the project (mmer_lobes.errors.run_script).
+* 1 (EXIT_JOB_FAILED), a job failed: the inputs were accepted, and a recipe run failed or
+  finished without its results. The line names the job and its log (``stdout.log``, which
+  says why); the jobs that finished are reused by the next run. A distinct code, so that a
+  caller can tell "fix the command" from "look at that job's log".
 """
 import json
 import logging
@@ -22,21 +34,30 @@ import os
 import sys
 
 import speechbrain as sb
+import yaml
 from hyperpyyaml import load_hyperpyyaml
+from hyperpyyaml.core import recursive_update
+from ruamel.yaml import YAML
 
-from data_prep.iemocap_prepare import IemocapPrepError, prepare_iemocap
+from data_prep.iemocap_prepare import prepare_iemocap
+from mmer_lobes.errors import ProjectError, one_line, run_script
 from mmer_lobes.files import atomic_write_json, atomic_write_text
-from mmer_lobes.folds import FoldError
 from mmer_lobes.jobs import Job, JobError, run_jobs, run_option_args
 from mmer_lobes.metrics import plot_confusion_matrix
 from mmer_lobes.report import render_report, subset_confusions, summarize_subsets, summarize_systems
-from mmer_lobes.scores import ScoreFileError, read_scores
+from mmer_lobes.scores import read_scores
 
 logger = logging.getLogger(__name__)
+# Writes to log.txt only: errors that run_script prints on the console are recorded there.
+file_logger = logging.getLogger(f"{__name__}.log_file")
+file_logger.propagate = False
 RECIPES = os.path.dirname(os.path.abspath(__file__))
 
+# The exit code of a run stopped by a failing job (bad input exits with EXIT_BAD_INPUT, 2).
+EXIT_JOB_FAILED = 1
 
-class ExperimentError(ValueError):
+
+class ExperimentError(ProjectError, ValueError):
     """The experiment YAML asks for something that cannot be run."""
 
 
@@ -171,21 +192,78 @@ def write_report(hparams, fold_metrics, subset_confusions_by_system):
 
 
 def log_to_file(path):
-    """Sends this run's log (job list, what was reused or rerun) to the console and ``path``."""
+    """Sends this run's log (job list, what was reused or rerun) to the console and ``path``,
+    and what :data:`file_logger` gets to ``path`` only."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logging.getLogger().addHandler(handler)
+    file_logger.addHandler(handler)
 
 
-def main(argv):
+def load_experiment(hparams_file, overrides):
+    """The experiment's YAML with the overrides; a file that cannot be read, a YAML error or
+    an override of a key it does not have is an :class:`ExperimentError`.
+
+    A file whose ``base`` names another experiment YAML (``hparams/loso_demo.yaml``:
+    ``base: loso.yaml``) holds overrides of that one, in plain YAML; the command line's
+    overrides apply after them."""
+    try:
+        with open(hparams_file, encoding="utf-8") as fin:
+            text = fin.read()
+        data = YAML(typ="rt").load(text)
+        if isinstance(data, dict) and "base" in data:
+            changes = yaml.safe_load(text)
+            base = os.path.join(os.path.dirname(os.path.abspath(hparams_file)), changes.pop("base"))
+            recursive_update(changes, yaml.safe_load(overrides) or {} if overrides else {})
+            hparams_file, overrides = base, changes
+        with open(hparams_file, encoding="utf-8") as fin:
+            return load_hyperpyyaml(fin, overrides)
+    except OSError as error:
+        raise ExperimentError(f"cannot read {hparams_file}: {error.strerror}") from error
+    except KeyError as error:
+        raise ExperimentError(f"{hparams_file}: {one_line(error)}") from error
+    except yaml.YAMLError as error:
+        raise ExperimentError(f"{hparams_file}: {one_line(error)}") from error
+
+
+def main(argv=None):
     """Runs every job of the experiment that is not finished with the same definition, then
-    reports."""
+    reports. ``argv`` defaults to ``sys.argv[1:]``.
+
+    Returns ``None`` (0) or :data:`EXIT_JOB_FAILED` when a job failed (after printing one
+    line naming it and its log); bad input raises a :class:`~mmer_lobes.errors.ProjectError`
+    for :func:`~mmer_lobes.errors.run_script`. Both are recorded in ``log.txt``.
+    """
+    argv = sys.argv[1:] if argv is None else argv
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    os.makedirs(hparams["output_folder"], exist_ok=True)
-    log_to_file(os.path.join(hparams["output_folder"], "log.txt"))
+    hparams = load_experiment(hparams_file, overrides)
+    try:
+        os.makedirs(hparams["output_folder"], exist_ok=True)
+        log_to_file(os.path.join(hparams["output_folder"], "log.txt"))
+    except OSError as error:
+        raise ExperimentError(
+            f"cannot write the output folder {hparams['output_folder']}: {error.strerror}"
+        ) from error
+    try:
+        run_experiment(hparams, run_opts, argv)
+    except JobError as error:
+        message = f"loso.py: error: {one_line(error)}"
+        file_logger.error(message)
+        print(message, file=sys.stderr)
+        return EXIT_JOB_FAILED
+    except ProjectError as error:
+        file_logger.error("loso.py: error: %s", one_line(error))  # run_script prints it
+        raise
+    except OSError as error:  # a file of the experiment that cannot be read or written
+        message = f"{error.filename}: {error.strerror}" if error.filename else one_line(error)
+        file_logger.error("loso.py: error: %s", message)
+        raise ExperimentError(message) from error
+    return None
+
+
+def run_experiment(hparams, run_opts, argv):
+    """Prepares the manifests, runs the jobs that are not done, writes the report."""
     logger.info("loso.py %s", " ".join(argv))
     prepare_iemocap(hparams["data_folder"], hparams["manifest_folder"], sessions=hparams["sessions"])
     run_args = run_option_args(run_opts)
@@ -202,9 +280,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (JobError, ExperimentError, IemocapPrepError, FoldError, ScoreFileError, OSError) as error:
-        # One line (naming the job and its log when a job failed), not a traceback of the runner.
-        logger.error("loso.py: error: %s", error)  # on the console and in log.txt
-        sys.exit(1)
+    # One line (naming the job and its log when a job failed), not a traceback of the runner.
+    sys.exit(run_script(main, "loso.py"))
