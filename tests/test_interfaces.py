@@ -1,6 +1,9 @@
-"""Inference interfaces and export: a tiny fold is trained with the real recipes, exported,
-reloaded in a fresh process, and must give the recipes' own scores back; plus the handling
-of bad input (resampling, downmixing, short and long clips, empty text, unreadable files).
+"""Inference interfaces: a tiny fold is trained with the real recipes, exported, reloaded in
+a fresh process, and must give the recipes' own scores back; plus the handling of bad input
+(resampling, downmixing, short and long clips, silence, truncated files, empty and long text,
+unreadable files). The exported folders themselves (their files, the model card, loading them
+in place, or without the project through ``foreign_class``, the folders of one modality) are
+tested in tests/test_export.py.
 
 The tests without a trained fold (a random tiny model built in-process) are fast; the ones
 on the trained fold are marked slow.
@@ -17,15 +20,20 @@ import torch
 
 from mmer_lobes.audio import AudioError, load_audio
 from mmer_lobes.interfaces import (
+    INPUT_HANDLING,
     InterfaceError,
     MultimodalEmotionRecognizer,
     SpeechEmotionRecognizer,
 )
+from mmer_lobes.interfaces.examples import label_encoder, text_hparams, text_modules
+from mmer_lobes.interfaces.inputs import read_audio_file
 from mmer_lobes.resnet import EmbeddingClassifier, ResNetEncoder
 from mmer_lobes.scores import read_scores
 
 CLASSES = ["ang", "hap", "neu", "sad"]
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INFERENCE_YAML = {kind: os.path.join(REPO_ROOT, "hparams", "inference", f"{kind}.yaml")
+                  for kind in ("speech", "text", "multimodal")}
 TINY_SPEECH = ["--mode=scratch", "--number_of_epochs=1", "--channels=[4,8,16,32]", "--n_mels=32",
                "--embedding_size=32", "--chunk_frames=[100]", "--augment_copies=1",
                "--num_workers=0",
@@ -37,15 +45,16 @@ _FOLD = {}
 
 def build_exported_fold(tmp_path_factory, iemocap_manifests, run_command):
     """Trains speech and text on fold 5 of mini-IEMOCAP (tiny), fuses, exports a speech +
-    text folder and a speech-only folder. Built once per test session (shared with
-    tests/test_predict.py); returns a dict of paths."""
+    text folder, a speech-only and a text-only folder. Built once per test session (shared
+    with tests/test_export.py, tests/test_bundle.py and tests/test_predict.py); returns a
+    dict of paths."""
     if _FOLD:
         return _FOLD
     data_folder, manifest_folder = iemocap_manifests
     root = str(tmp_path_factory.mktemp("export_fold"))
     speech, text = os.path.join(root, "speech"), os.path.join(root, "text")
     fusion, iface = os.path.join(root, "fusion"), os.path.join(root, "iface")
-    iface_speech = os.path.join(root, "iface_speech")
+    iface_speech, iface_text = os.path.join(root, "iface_speech"), os.path.join(root, "iface_text")
     common = [f"--data_folder={data_folder}", "--test_session=5",
               f"--manifest_folder={manifest_folder}", "--skip_prep=True"]
     run_command(["recipes/train.py", "hparams/resnet_ser.yaml", *common, *TINY_SPEECH,
@@ -58,10 +67,13 @@ def build_exported_fold(tmp_path_factory, iemocap_manifests, run_command):
                  "--fusion_folder", os.path.join(fusion, "weighted"), "--output_folder", iface])
     run_command(["recipes/export.py", "hparams/export.yaml", "--speech_folder", speech,
                  "--output_folder", iface_speech, "--check=False"])
+    run_command(["recipes/export.py", "hparams/export.yaml", "--text_folder", text,
+                 "--output_folder", iface_text])
     with open(os.path.join(speech, "fold", "test.json"), encoding="utf-8") as handle:
         manifest = json.load(handle)
     _FOLD.update(root=root, speech=speech, text=text, fusion=fusion, iface=iface,
-                 iface_speech=iface_speech, data_folder=data_folder, test_manifest=manifest)
+                 iface_speech=iface_speech, iface_text=iface_text, data_folder=data_folder,
+                 test_manifest=manifest)
     return _FOLD
 
 
@@ -82,40 +94,39 @@ def probabilities(log_posteriors):
 
 RELOAD_SCRIPT = r'''
 import json, sys
-import torch
-from speechbrain.inference.interfaces import foreign_class
 from speechbrain.utils.data_utils import batch_pad_right
 from mmer_lobes.audio import load_audio
-from mmer_lobes.fusion import fusion_from_dict
+from mmer_lobes.fusion_rules import LateFusion
 from mmer_lobes.interfaces import MultimodalEmotionRecognizer
 
 cfg = json.load(open(sys.argv[1]))
-model = MultimodalEmotionRecognizer.from_hparams(source=cfg["folder"], savedir=cfg["savedir"])
+model = MultimodalEmotionRecognizer.from_hparams(source=cfg["folder"])
 manifest = cfg["manifest"]
 wav = lambda u: manifest[u]["wav"].replace("{data_root}", cfg["data_root"])
 ids, size = cfg["order"], cfg["batch_size"]
-out = {"speech": {}, "text": {}, "fused": {m: {} for m in cfg["methods"]}, "file": {}}
+out = {"speech": {}, "text": {}, "fused": {m: {} for m in cfg["methods"]}, "file": {}, "speechbrain": {}}
 learned = model.fusion
 for first in range(0, len(ids), size):
     batch = ids[first:first + size]
     wavs, lens = batch_pad_right([load_audio(wav(u)) for u in batch])
     texts = [manifest[u]["transcript"] for u in batch]
     for method, params in cfg["methods"].items():
-        model.fusion = fusion_from_dict(params) if params else learned
-        result = model.classify_batch(wavs, lens, texts)
+        model.fusion = LateFusion(params) if params else learned
+        result = model.predict_batch(wavs, lens, texts)
         for k, u in enumerate(batch):
             out["fused"][method][u] = result.log_posteriors[k].tolist()
             out["speech"][u] = result.speech_log_posteriors[k].tolist()
             out["text"][u] = result.text_log_posteriors[k].tolist()
-model.fusion = learned
+    model.fusion = learned
+    out_prob, score, index, text_lab = model.classify_batch(wavs, lens, texts)
+    for k, u in enumerate(batch):
+        out["speechbrain"][u] = {"out_prob": out_prob[k].tolist(), "score": float(score[k]),
+                                 "index": int(index[k]), "text_lab": text_lab[k]}
 for u in ids:
-    out["file"][u] = {"fused": model.classify_file(wav(u), text=manifest[u]["transcript"]).to_dict(),
-                      "speech": model.classify_file(wav(u)).to_dict()}
-u = ids[0]
-other = foreign_class(source=cfg["folder"], pymodule_file="custom_interface.py",
-                      classname="MultimodalEmotionRecognizer", savedir=cfg["savedir2"])
-out["foreign_class"] = {"type": type(other).__name__, "id": u,
-                        "result": other.classify_file(wav(u), text=manifest[u]["transcript"]).to_dict()}
+    out_prob, score, index, text_lab = model.classify_file(wav(u), text=manifest[u]["transcript"])
+    out["file"][u] = {"fused": model.predict_file(wav(u), text=manifest[u]["transcript"]).to_dict(),
+                      "speech": model.predict_file(wav(u)).to_dict(),
+                      "classify_file": [out_prob[0].tolist(), text_lab[0]]}
 json.dump(out, open(cfg["output"], "w"))
 '''
 
@@ -130,9 +141,9 @@ def reloaded(exported, tmp_path_factory):
         with open(os.path.join(exported["fusion"], method, "fusion_params.json")) as handle:
             methods[method] = json.load(handle)["params"]
     cfg = {
-        "folder": exported["iface"], "savedir": str(work / "save"), "savedir2": str(work / "save2"),
-        "manifest": exported["test_manifest"], "data_root": exported["data_folder"],
-        "order": order, "batch_size": 32, "methods": methods, "output": str(work / "out.json"),
+        "folder": exported["iface"], "manifest": exported["test_manifest"],
+        "data_root": exported["data_folder"], "order": order, "batch_size": 32,
+        "methods": methods, "output": str(work / "out.json"),
     }
     (work / "cfg.json").write_text(json.dumps(cfg))
     (work / "reload.py").write_text(RELOAD_SCRIPT)
@@ -152,42 +163,24 @@ def _check_rows(score_file, got, atol):
 
 
 @pytest.mark.slow
-def test_export_folder_layout(exported):
-    folder = exported["iface"]
-    for name in ("hyperparams.yaml", "encoder.ckpt", "classifier.ckpt", "text_classifier.ckpt",
-                 "label_encoder.txt", "README.md", "custom_interface.py", "export_info.json"):
-        assert os.path.isfile(os.path.join(folder, name)), name
-    for name in ("encoder", "classifier", "text_classifier"):
-        state = torch.load(os.path.join(folder, f"{name}.ckpt"), weights_only=True)
-        assert state and all(torch.is_tensor(v) for v in state.values())
-    text = open(os.path.join(folder, "hyperparams.yaml"), encoding="utf-8").read()
-    assert "pretrainer: !new:mmer_lobes.interfaces.FolderPretrainer" in text
-    assert "\nmodules:\n" in text
-    assert "text_source: !apply:mmer_lobes.text.default_text_model_path []" in text
-    assert "channels: [4, 8, 16, 32]" in text and "n_mels: 32" in text
-    assert "\nsilence_rms: 0.0001\n" in text  # the input handling of hparams/export.yaml
-    with open(os.path.join(exported["fusion"], "weighted", "fusion_params.json")) as handle:
-        weight = json.load(handle)["params"]["weight"]
-    assert f"weight: {weight}" in text
-    card = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
-    assert "synthetic corpus" in card and "trust" in card
-    with open(os.path.join(exported["fusion"], "weighted", "metrics_test.json")) as handle:
-        fused_ua = json.load(handle)["UA"]
-    assert f"{fused_ua:.2f}" in card
-    with open(os.path.join(folder, "label_encoder.txt")) as handle:
-        assert [line.split("=>")[0].strip().strip("'") for line in handle][:4] == CLASSES
-    info = json.load(open(os.path.join(folder, "export_info.json")))
-    assert info["synthetic_corpus"] is True and info["modalities"] == ["speech", "text"]
-
-
-@pytest.mark.slow
 def test_fresh_process_gives_the_recipe_scores(exported, reloaded):
-    """classify_batch on padded batches of 32 (speech, text, learned weighted fusion): the
+    """predict_batch on padded batches of 32 (speech, text, learned weighted fusion): the
     recipes' score-file probabilities within 1e-5, since every clip is scored alone."""
     _check_rows(os.path.join(exported["speech"], "scores", "test.csv"), reloaded["speech"], 1e-5)
     _check_rows(os.path.join(exported["text"], "scores", "test.csv"), reloaded["text"], 1e-5)
     _check_rows(os.path.join(exported["fusion"], "weighted", "scores", "test.csv"),
                 reloaded["fused"]["weighted"], 1e-5)
+
+
+@pytest.mark.slow
+def test_classify_batch_is_speechbrains_tuple_of_the_decisions(exported, reloaded):
+    """classify_batch returns (out_prob, score, index, text_lab) as EncoderClassifier does:
+    out_prob the fused log-posteriors, score their maximum, index and text_lab its class."""
+    for utt, got in reloaded["speechbrain"].items():
+        fused = reloaded["fused"]["weighted"][utt]
+        np.testing.assert_allclose(got["out_prob"], fused, atol=1e-7, rtol=0)
+        assert got["index"] == int(np.argmax(fused)) and got["text_lab"] == CLASSES[got["index"]]
+        assert got["score"] == pytest.approx(max(got["out_prob"]), abs=1e-7)
 
 
 @pytest.mark.slow
@@ -200,8 +193,9 @@ def test_other_fusions_match_fuse_py(exported, reloaded):
 
 
 @pytest.mark.slow
-def test_classify_file_matches_the_recipe_on_every_utterance(exported, reloaded):
-    """One file at a time gives the score-file rows of the recipe, fused and speech alone."""
+def test_predict_file_matches_the_recipe_on_every_utterance(exported, reloaded):
+    """One file at a time gives the score-file rows of the recipe, fused and speech alone;
+    classify_file gives the same decision as SpeechBrain's tuple."""
     speech = read_scores(os.path.join(exported["speech"], "scores", "test.csv"))
     fused = read_scores(os.path.join(exported["fusion"], "weighted", "scores", "test.csv"))
     assert sorted(reloaded["file"]) == sorted(speech.ids)
@@ -213,16 +207,13 @@ def test_classify_file_matches_the_recipe_on_every_utterance(exported, reloaded)
         np.testing.assert_allclose([got["probabilities"][c] for c in CLASSES], expected_fused, atol=1e-5)
         np.testing.assert_allclose([got["speech"]["probabilities"][c] for c in CLASSES], expected_speech, atol=1e-5)
         assert got["label"] == CLASSES[int(np.argmax(expected_fused))]
+        out_prob, text_lab = result["classify_file"]
+        np.testing.assert_allclose(probabilities(out_prob), expected_fused, atol=1e-5)
+        assert text_lab == got["label"]
         alone = result["speech"]
         assert alone["decided_by"] == "speech" and alone["flags"] == ["speech_only_no_text"]
+        assert alone["text"] is None
         np.testing.assert_allclose([alone["probabilities"][c] for c in CLASSES], expected_speech, atol=1e-5)
-
-
-@pytest.mark.slow
-def test_foreign_class_loads_the_folder(reloaded):
-    assert reloaded["foreign_class"]["type"] == "MultimodalEmotionRecognizer"
-    utt = reloaded["foreign_class"]["id"]
-    assert reloaded["foreign_class"]["result"] == reloaded["file"][utt]["fused"]
 
 
 # ------------------------------------------------------------------- bad input ----
@@ -249,13 +240,15 @@ def test_44k_stereo_gives_the_16k_mono_result(multimodal, clip, tmp_path):
     upsampled = torchaudio.functional.resample(signal, 16000, 44100).numpy()
     stereo = str(tmp_path / "stereo44k.wav")
     soundfile.write(stereo, np.stack([upsampled, 0.5 * upsampled], axis=1), 44100, subtype="FLOAT")
-    reference = multimodal.classify_file(path, text=transcript)
-    converted = multimodal.classify_file(stereo, text=transcript)
+    reference = multimodal.predict_file(path, text=transcript)
+    converted = multimodal.predict_file(stereo, text=transcript)
     assert converted.flags == ["resampled", "downmixed"] and reference.flags == []
     assert converted.label == reference.label
     for c in CLASSES:
         assert abs(converted.probabilities[c] - reference.probabilities[c]) < 1e-2
         assert abs(converted.speech.probabilities[c] - reference.speech.probabilities[c]) < 1e-2
+    out_prob = multimodal.classify_file(stereo, text=transcript)[0]
+    np.testing.assert_allclose(out_prob[0].exp().numpy(), [converted.probabilities[c] for c in CLASSES], atol=1e-6)
 
 
 @pytest.mark.slow
@@ -264,42 +257,58 @@ def test_short_clip_is_padded_and_flagged(multimodal, clip, tmp_path):
     signal = load_audio(path, 16000)[:800]  # 0.05 s
     short = str(tmp_path / "short.wav")
     soundfile.write(short, signal.numpy(), 16000, subtype="FLOAT")
-    result = multimodal.classify_file(short, text="Fine.")
+    result = multimodal.predict_file(short, text="Fine.")
     assert result.flags == ["padded_short_clip"] and result.decided_by == "fusion:weighted"
     padded = torch.zeros(8000)
     padded[:800] = signal
     # the same 800 samples given as a padded batch item (relative length 0.1)
-    expected = multimodal.classify_batch(padded.unsqueeze(0), torch.tensor([0.1]), ["Fine."])
-    np.testing.assert_allclose([result.probabilities[c] for c in CLASSES],
-                               expected.log_posteriors[0].exp().numpy(), atol=1e-6)
+    out_prob = multimodal.classify_batch(padded.unsqueeze(0), torch.tensor([0.1]), ["Fine."])[0]
+    np.testing.assert_allclose([result.probabilities[c] for c in CLASSES], out_prob[0].exp().numpy(), atol=1e-6)
     assert abs(result.duration - 0.05) < 1e-9
 
 
 @pytest.mark.slow
 def test_empty_text_gives_the_speech_result(multimodal, clip):
     _, path, _ = clip
-    speech_only = multimodal.classify_file(path)
+    speech_only = multimodal.predict_file(path)
     for empty in ("", "   "):
-        result = multimodal.classify_file(path, text=empty)
+        result = multimodal.predict_file(path, text=empty)
         assert result.flags == ["speech_only_empty_text"]
         assert result.decided_by == "speech" and result.text is None
         assert result.probabilities == speech_only.probabilities
         assert result.speech.probabilities == speech_only.probabilities
-    batch = multimodal.classify_batch(load_audio(path).repeat(3, 1), torch.ones(3), ["", "Oh no.", None])
+        out_prob = multimodal.classify_file(path, text=empty)[0]
+        np.testing.assert_allclose(out_prob[0].exp().numpy(), [speech_only.probabilities[c] for c in CLASSES],
+                                   atol=1e-6)
+    batch = multimodal.predict_batch(load_audio(path).repeat(3, 1), torch.ones(3), ["", "Oh no.", None])
     assert batch.decided_by == ["speech", "fusion:weighted", "speech"]
     assert batch.flags == [["speech_only_empty_text"], [], ["speech_only_no_text"]]
-    assert torch.isnan(batch.text_log_posteriors[0]).all()
+    assert torch.isnan(batch.text_log_posteriors[0]).all() and torch.isnan(batch.text_log_posteriors[2]).all()
+    assert torch.equal(batch.log_posteriors[0], batch.speech_log_posteriors[0])
     assert batch.predictions()[0].text is None and batch.predictions()[1].text is not None
     for empty in ("", " "):  # with no audio, an empty text leaves nothing to classify
         with pytest.raises(InterfaceError, match="is empty"):
-            multimodal.classify_text(empty)
+            multimodal.predict_text(empty)
+        with pytest.raises(InterfaceError, match="is empty"):
+            multimodal.text.classify_batch(["Fine.", empty])
+
+
+@pytest.mark.slow
+def test_text_alone_gives_the_text_recipe_score(exported, multimodal, clip):
+    utt, _, transcript = clip
+    text = read_scores(os.path.join(exported["text"], "scores", "test.csv"))
+    result = multimodal.predict_text(transcript)
+    assert result.decided_by == "text" and result.speech is None and result.flags == []
+    np.testing.assert_allclose([result.probabilities[c] for c in CLASSES],
+                               probabilities(text.scores[text.ids.index(utt)]), atol=1e-5)
 
 
 @pytest.mark.slow
 def test_long_transcript_is_truncated_and_flagged(multimodal, clip):
     _, path, _ = clip
-    result = multimodal.classify_file(path, text="so very angry " * 200)
+    result = multimodal.predict_file(path, text="so very angry " * 200)
     assert result.flags == ["truncated_text"] and result.decided_by == "fusion:weighted"
+    assert multimodal.predict_text("so very angry " * 200).flags == ["truncated_text"]
 
 
 @pytest.mark.slow
@@ -310,84 +319,62 @@ def test_unreadable_audio_is_a_clear_error(multimodal, tmp_path):
     soundfile.write(empty, np.zeros(0, dtype=np.float32), 16000)
     missing = str(tmp_path / "missing.wav")
     for path, words in ((str(corrupt), "cannot read"), (empty, "no samples"), (missing, "not found")):
-        with pytest.raises(AudioError, match=words) as error:
-            multimodal.classify_file(path, text="hello")
-        assert path in str(error.value)
-
-
-@pytest.mark.slow
-def test_text_only_and_speech_only_interfaces(exported, clip):
-    from mmer_lobes.interfaces import TextEmotionRecognizer
-
-    _, path, transcript = clip
-    speech = SpeechEmotionRecognizer.from_hparams(source=exported["iface_speech"])
-    assert speech.modalities == ["speech"]
-    with pytest.raises(InterfaceError, match="needs a text model"):
-        TextEmotionRecognizer.from_hparams(source=exported["iface_speech"])
-    result = speech.classify_file(path)
-    assert result.decided_by == "speech" and result.flags == []
-    card = open(os.path.join(exported["iface_speech"], "README.md"), encoding="utf-8").read()
-    assert "padded_short_clip" in card and "transcript" not in card.split("## Inputs")[1].split("## Limits")[0]
-    mixed = MultimodalEmotionRecognizer.from_hparams(source=exported["iface_speech"])
-    assert mixed.classify_file(path, text=transcript).flags == ["text_ignored_no_text_model"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("legacy", [False, True], ids=["speechbrain", "legacy_savedir_default"])
-def test_exported_folder_loads_in_place(exported, tmp_path, monkeypatch, legacy):
-    """Loaded without savedir, an exported folder is read where it is: nothing is written
-    in the current folder (no pretrained_models/), nor in the interface folder."""
-    before = sorted(os.listdir(exported["iface"]))
-    monkeypatch.chdir(tmp_path)
-    if legacy:
-        _legacy_savedir_default(monkeypatch)
-    model = MultimodalEmotionRecognizer.from_hparams(source=exported["iface"])
-    assert model.modalities == ["speech", "text"]
-    assert os.listdir(tmp_path) == [] and sorted(os.listdir(exported["iface"])) == before
+        for call in (multimodal.predict_file, multimodal.classify_file):
+            with pytest.raises(AudioError, match=words) as error:
+                call(path, text="hello")
+            assert path in str(error.value)
 
 
 # ------------------------------------------------ fast: a random tiny model in-process ----
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    """A SpeechEmotionRecognizer on randomly initialised tiny modules (no training), with
-    short thresholds so that windowing is cheap to test."""
+def tiny_hparams(**changes):
+    """The hparams of a tiny speech interface with short thresholds (windowing is cheap)."""
     from hyperpyyaml import load_hyperpyyaml
 
-    torch.manual_seed(0)
     hparams = load_hyperpyyaml("""
-        classes: [ang, hap, neu, sad]
         sample_rate: 16000
         min_duration: 0.5
         max_duration: 3.0
         window_duration: 2.0
         window_hop: 1.5
         window_batch_size: 2
-        compute_features: !new:speechbrain.lobes.features.Fbank
-            n_mels: 16
-        mean_var_norm: !new:speechbrain.processing.features.InputNormalization
-            norm_type: sentence
+        silence_rms: 1.0e-4
         log_softmax: !new:speechbrain.nnet.activations.Softmax
             apply_log: True
     """)
+    hparams["label_encoder"] = label_encoder(CLASSES)
+    hparams.update(changes)
+    return hparams
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A SpeechEmotionRecognizer on randomly initialised tiny modules (no training)."""
+    from speechbrain.lobes.features import Fbank
+    from speechbrain.processing.features import InputNormalization
+
+    torch.manual_seed(0)
     encoder = ResNetEncoder(n_mels=16, channels=[2, 4, 4, 8], blocks=[1, 1, 1, 1])
-    hparams["encoder"] = encoder
-    hparams["classifier"] = EmbeddingClassifier(encoder.output_size, 4, embedding_size=8)
-    modules = {name: hparams[name] for name in ("compute_features", "mean_var_norm", "encoder", "classifier")}
-    return SpeechEmotionRecognizer(modules=modules, hparams=hparams, run_opts={"device": "cpu"})
+    modules = {"compute_features": Fbank(n_mels=16), "mean_var_norm": InputNormalization(norm_type="sentence"),
+               "encoder": encoder, "classifier": EmbeddingClassifier(encoder.output_size, 4, embedding_size=8)}
+    return SpeechEmotionRecognizer(modules=modules, hparams=tiny_hparams(), run_opts={"device": "cpu"})
 
 
 def test_long_clip_is_scored_on_averaged_windows(tiny):
     signal = torch.randn(5 * 16000) * 0.1
-    scores, flags = tiny.speech_log_posteriors(signal.unsqueeze(0))
+    scores, flags = tiny.log_posteriors(signal.unsqueeze(0))
     assert flags == [["windowed_long_clip"]]
     starts = [0, 24000, 48000]  # 2 s windows every 1.5 s; the last one ends at 5 s
     with torch.no_grad():
         windows = torch.stack([signal[s:s + 32000] for s in starts])
-        expected = torch.log_softmax(tiny._speech_forward(windows, torch.ones(3)).mean(0), dim=-1)
+        expected = torch.log_softmax(tiny._log_posteriors(windows, torch.ones(3)).mean(0), dim=-1)
     assert torch.allclose(scores[0], expected, atol=1e-6)
     assert torch.allclose(scores.exp().sum(), torch.tensor(1.0))
+    # the embedding of a long clip is the mean of its windows' embeddings
+    with torch.no_grad():
+        expected_embedding = tiny._embed(windows, torch.ones(3)).mean(0)
+    torch.testing.assert_close(tiny.encode_batch(signal.unsqueeze(0))[0, 0], expected_embedding, atol=1e-6, rtol=0)
 
 
 def test_batch_of_short_normal_and_long_clips(tiny):
@@ -395,48 +382,69 @@ def test_batch_of_short_normal_and_long_clips(tiny):
     batch = torch.zeros(3, 60000)
     batch[0, :1000], batch[1, :20000], batch[2] = short, normal, long
     lens = torch.tensor([1000, 20000, 60000]) / 60000
-    result = tiny.classify_batch(batch, lens)
+    result = tiny.predict_batch(batch, lens)
     assert result.flags == [["padded_short_clip"], [], ["windowed_long_clip"]]
     assert result.labels == [CLASSES[int(i)] for i in result.log_posteriors.argmax(1)]
     assert result.speech_log_posteriors is not None and result.text_log_posteriors is None
+    # SpeechBrain's tuple, as EncoderClassifier.classify_batch returns it
+    out_prob, score, index, text_lab = tiny.classify_batch(batch, lens)
+    assert torch.equal(out_prob, result.log_posteriors) and text_lab == result.labels
+    assert torch.equal(score, out_prob.max(dim=1).values) and index.tolist() == out_prob.argmax(dim=1).tolist()
+    assert tiny.encode_batch(batch, lens).shape == (3, 1, 8)
     # every item is scored alone: the same as in a batch of its own, whatever its neighbours
     for index, clip in enumerate((short, normal, long)):
-        alone = tiny.classify_batch(clip.unsqueeze(0))
-        assert torch.allclose(result.log_posteriors[index], alone.log_posteriors[0], atol=1e-6)
+        alone = tiny.classify_batch(clip.unsqueeze(0))[0]
+        assert torch.allclose(result.log_posteriors[index], alone[0], atol=1e-6)
     padded = torch.zeros(1, 8000)
     padded[0, :1000] = short
     with torch.no_grad():  # padded for the network, scored on its real 1000 samples
-        expected_short = tiny._speech_forward(padded, torch.tensor([1000 / 8000]))[0]
+        expected_short = tiny._log_posteriors(padded, torch.tensor([1000 / 8000]))[0]
     assert torch.allclose(result.log_posteriors[0], expected_short, atol=1e-6)
     with torch.no_grad():
-        expected_normal = tiny._speech_forward(normal.unsqueeze(0), torch.ones(1))[0]
+        expected_normal = tiny._log_posteriors(normal.unsqueeze(0), torch.ones(1))[0]
     assert torch.allclose(result.log_posteriors[1], expected_normal, atol=1e-6)
 
 
 def test_texts_must_match_the_batch_and_none_means_no_text(tiny):
-    wavs = torch.randn(2, 16000) * 0.1
-    mixed = MultimodalEmotionRecognizer(modules=dict(tiny.mods), hparams=dict(vars(tiny.hparams)))
-    for texts in (["one"], ["one", "two", "three"]):
-        with pytest.raises(InterfaceError, match=f"{len(texts)} texts for a batch of 2"):
+    wavs = torch.randn(3, 16000) * 0.1
+    fusion = {"method": "weighted", "classes": CLASSES, "weight": 0.5}
+    mixed = MultimodalEmotionRecognizer(
+        modules={**dict(tiny.mods), **text_modules(n_classes=4)},
+        hparams={"speech": tiny_hparams(), "text": text_hparams(CLASSES), "fusion_params": fusion})
+    for texts in (["one"], ["one", "two", "three", "four"]):
+        with pytest.raises(InterfaceError, match=f"{len(texts)} texts for a batch of 3"):
             mixed.classify_batch(wavs, None, texts)
-    result = mixed.classify_batch(wavs, None, ["Hello there.", None])
-    assert result.flags == [["text_ignored_no_text_model"], []]
-    assert result.decided_by == ["speech", "speech"]
+    result = mixed.predict_batch(wavs, None, ["Hello there.", None, " "])
+    assert result.flags == [[], ["speech_only_no_text"], ["speech_only_empty_text"]]
+    assert result.decided_by == ["fusion:weighted", "speech", "speech"]
+    speech = tiny.predict_batch(wavs)
+    torch.testing.assert_close(result.speech_log_posteriors, speech.log_posteriors, atol=1e-6, rtol=0)
+    torch.testing.assert_close(result.log_posteriors[1:], speech.log_posteriors[1:], atol=1e-6, rtol=0)
+    # the fused row: log_softmax(0.5 speech + 0.5 text)
+    text = mixed.text.classify_batch(["Hello there."])[0]
+    expected = torch.log_softmax(0.5 * speech.log_posteriors[0].double() + 0.5 * text[0].double(), dim=-1)
+    torch.testing.assert_close(result.log_posteriors[0].double(), expected, atol=1e-6, rtol=0)
+    none = mixed.predict_batch(wavs)  # texts=None: no text for any clip
+    assert none.flags == [["speech_only_no_text"]] * 3 and none.text_log_posteriors is None
 
 
 def test_input_handling_is_checked_when_loading(tiny):
     for key, value, words in (("window_duration", 40.0, "window_duration <= max_duration"),
+                              ("min_duration", 0.0, "0 < min_duration"),
                               ("window_hop", 0.0, "window_hop"),
+                              ("window_hop", "soon", "window_hop must be a number"),
                               ("window_batch_size", 0, "window_batch_size"),
                               ("silence_rms", -1e-4, "silence_rms must be >= 0"),
-                              ("silence_rms", float("nan"), "silence_rms must be >= 0")):
-        hparams = dict(vars(tiny.hparams), **{key: value})
+                              ("silence_rms", float("nan"), "silence_rms must be >= 0"),
+                              ("silence_rms", "quiet", "silence_rms must be a number")):
         with pytest.raises(InterfaceError, match=words):
+            SpeechEmotionRecognizer(modules=dict(tiny.mods), hparams=tiny_hparams(**{key: value}))
+    # every setting is required (no defaults: an old folder without one does not load)
+    for key in INPUT_HANDLING:
+        hparams = tiny_hparams()
+        del hparams[key]
+        with pytest.raises(ValueError, match=key):
             SpeechEmotionRecognizer(modules=dict(tiny.mods), hparams=hparams)
-    hparams = dict(vars(tiny.hparams))
-    del hparams["window_hop"]
-    with pytest.raises(InterfaceError, match="has no window_hop"):
-        SpeechEmotionRecognizer(modules=dict(tiny.mods), hparams=hparams)
 
 
 def test_bad_batches_are_clear_errors(tiny):
@@ -455,62 +463,25 @@ def test_bad_batches_are_clear_errors(tiny):
 def test_audio_flags_and_non_finite_files(tiny, tmp_path):
     stereo = str(tmp_path / "stereo8k.wav")
     soundfile.write(stereo, np.random.RandomState(0).randn(8000, 2).astype(np.float32) * 0.1, 8000)
-    signal, flags = tiny.read_audio(stereo)
+    signal, flags = read_audio_file(stereo, 16000)
     assert flags == ["resampled", "downmixed"] and signal.shape == (16000,)
-    result = tiny.classify_file(stereo)
+    result = tiny.predict_file(stereo)
     assert result.flags == ["resampled", "downmixed"] and result.duration == 1.0
+    np.testing.assert_allclose(tiny.classify_file(stereo)[0][0].exp().numpy(),
+                               [result.probabilities[c] for c in CLASSES], atol=1e-6)
     nan_file = str(tmp_path / "nan.wav")
     data = np.zeros(16000, dtype=np.float32)
     data[100] = np.nan
     soundfile.write(nan_file, data, 16000, subtype="FLOAT")
-    with pytest.raises(AudioError, match="non-finite") as error:
-        tiny.classify_file(nan_file)
-    assert nan_file in str(error.value)
+    for call in (tiny.predict_file, tiny.classify_file):
+        with pytest.raises(AudioError, match="non-finite") as error:
+            call(nan_file)
+        assert nan_file in str(error.value)
 
 
 def test_speech_interface_needs_speech_modules(tiny):
-    with pytest.raises(InterfaceError, match="needs a speech model"):
-        SpeechEmotionRecognizer(modules={}, hparams=dict(vars(tiny.hparams)))
-
-
-def test_export_errors_are_one_line(tmp_path, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("export_recipe", os.path.join(REPO_ROOT, "recipes", "export.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-    def export(*args):
-        assert module.main(list(args)) == 2
-        stderr = capsys.readouterr().err
-        assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("export.py: error: ")
-        return stderr
-
-    out = str(tmp_path / "out")
-    yaml_file = os.path.join(REPO_ROOT, "hparams", "export.yaml")
-    assert "usage:" in export()
-    assert "--output_folder is required" in export(yaml_file)
-    assert "--speech_folder and/or --text_folder" in export(yaml_file, "--output_folder", out)
-    assert "is not a folder" in export(yaml_file, "--speech_folder", str(tmp_path / "nope"),
-                                       "--output_folder", out)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    assert "--fusion_folder" in export(yaml_file, "--speech_folder", str(tmp_path / "a"),
-                                       "--text_folder", str(tmp_path / "b"), "--output_folder", out)
-    assert "not a recipe output folder" in export(yaml_file, "--speech_folder", str(tmp_path / "a"),
-                                                  "--output_folder", out)
-    assert "window_hop must be a number" in export(yaml_file, "--speech_folder", str(tmp_path / "a"),
-                                                   "--output_folder", out, "--window_hop=soon")
-    assert "min_duration <= window_duration" in export(
-        yaml_file, "--speech_folder", str(tmp_path / "a"), "--output_folder", out,
-        "--window_duration=60")
-    # silence_rms is an input-handling setting: read from export.yaml and checked at export
-    assert "silence_rms must be a number" in export(yaml_file, "--speech_folder", str(tmp_path / "a"),
-                                                    "--output_folder", out, "--silence_rms=quiet")
-    assert "silence_rms must be >= 0" in export(yaml_file, "--speech_folder", str(tmp_path / "a"),
-                                                "--output_folder", out, "--silence_rms=-1.0")
-    assert "cannot read" in export(str(tmp_path / "missing.yaml"), "--output_folder", out)
-    assert not os.path.exists(out)
+    with pytest.raises(InterfaceError, match=r"needs the module\(s\) compute_features, mean_var_norm, encoder, classifier"):
+        SpeechEmotionRecognizer(modules={}, hparams=tiny_hparams())
 
 
 # ------------------------------------------- short, silent and truncated inputs (fast) ----
@@ -523,7 +494,7 @@ def test_short_clip_padding_is_excluded_from_normalisation_and_pooling(tiny):
     one with relative length 1 that lets the padding into the sentence mean/variance and
     the statistics pooling."""
     clip = torch.randn(3000, generator=torch.Generator().manual_seed(3)) * 0.1
-    scores, flags = tiny.speech_log_posteriors(clip.unsqueeze(0))
+    scores, flags = tiny.log_posteriors(clip.unsqueeze(0))
     assert flags == [["padded_short_clip"]]
     padded = torch.zeros(1, 8000)  # min_duration 0.5 s at 16 kHz
     padded[0, :3000] = clip
@@ -546,36 +517,33 @@ def test_silent_input_is_flagged(tiny):
     """RMS below silence_rms (over the real samples) flags silent_input; the clip is scored."""
     noise = torch.randn(3, 16000, generator=torch.Generator().manual_seed(4))
     batch = torch.stack([torch.zeros(16000), 1e-6 * noise[0], 0.1 * noise[1]])
-    result = tiny.classify_batch(batch)
+    result = tiny.predict_batch(batch)
     assert result.flags == [["silent_input"], ["silent_input"], []]
     assert torch.isfinite(result.log_posteriors).all()
     # a short silent clip is flagged whatever its padding; a loud one padded in a batch is not
     padded = torch.zeros(2, 16000)
     padded[1, :4000] = 0.1 * noise[2, :4000]
-    result = tiny.classify_batch(padded, torch.tensor([0.25, 0.25]))
+    result = tiny.predict_batch(padded, torch.tensor([0.25, 0.25]))
     assert result.flags == [["padded_short_clip", "silent_input"], ["padded_short_clip"]]
-    off = SpeechEmotionRecognizer(modules=dict(tiny.mods), hparams=dict(vars(tiny.hparams), silence_rms=0.0))
-    assert off.classify_batch(torch.zeros(1, 16000)).flags == [[]]
+    off = SpeechEmotionRecognizer(modules=dict(tiny.mods), hparams=tiny_hparams(silence_rms=0.0))
+    assert off.predict_batch(torch.zeros(1, 16000)).flags == [[]]
     # RMS over the real samples only: 200 samples at RMS 2e-4 (above 1e-4) are not silent,
     # though over the 8000 samples they are padded to their RMS would be 3e-5
     quiet = torch.zeros(1, 16000)
     quiet[0, :200] = 2e-4 * torch.sign(noise[0, :200])
-    assert tiny.classify_batch(quiet, torch.tensor([200 / 16000])).flags == [["padded_short_clip"]]
+    assert tiny.predict_batch(quiet, torch.tensor([200 / 16000])).flags == [["padded_short_clip"]]
     # RMS about the mean: a DC offset (a cheap input's bias) is not sound
-    assert tiny.classify_batch(torch.full((1, 16000), 1e-3)).flags == [["silent_input"]]
+    assert tiny.predict_batch(torch.full((1, 16000), 1e-3)).flags == [["silent_input"]]
 
 
-def test_silence_rms_default_for_old_folders_is_the_export_setting(tiny):
-    """tiny's hyperparams have no silence_rms (as folders exported before it existed): they
-    load, with the value hparams/export.yaml gives new exports."""
-    from hyperpyyaml import load_hyperpyyaml
+def test_checked_in_speech_yaml_holds_the_input_handling():
+    """The input-handling settings live in hparams/inference/speech.yaml (read without
+    building any object), with the documented silence threshold."""
+    from ruamel.yaml import YAML
 
-    from mmer_lobes.interfaces import INPUT_HANDLING, INPUT_HANDLING_DEFAULTS
-
-    assert not hasattr(tiny.hparams, "silence_rms") and "silence_rms" in INPUT_HANDLING
-    with open(os.path.join(REPO_ROOT, "hparams", "export.yaml"), encoding="utf-8") as handle:
-        settings = load_hyperpyyaml(handle)
-    assert tiny.silence_rms == INPUT_HANDLING_DEFAULTS["silence_rms"] == settings["silence_rms"]
+    with open(INFERENCE_YAML["speech"], encoding="utf-8") as handle:
+        values = YAML(typ="rt").load(handle)
+    assert set(INPUT_HANDLING) <= set(values) and values["silence_rms"] == 1e-4
 
 
 def _truncated_copy(path, out, cut_bytes):
@@ -594,115 +562,19 @@ def test_truncated_wav_is_flagged(tiny, tmp_path):
     soundfile.write(intact, signal, 16000, subtype="PCM_16")
     truncated = _truncated_copy(intact, str(tmp_path / "truncated.wav"), 8000)  # 4000 samples
     assert soundfile.info(truncated).frames == 12000  # soundfile: short, silently
-    result = tiny.classify_file(truncated)
+    result = tiny.predict_file(truncated)
     assert result.flags == ["truncated_file"] and result.duration == 0.75
-    assert tiny.classify_file(intact).flags == []
+    assert tiny.predict_file(intact).flags == []
     stereo = str(tmp_path / "stereo8k.wav")
     soundfile.write(stereo, np.stack([signal, signal], axis=1), 8000, subtype="FLOAT")
     cut = _truncated_copy(stereo, str(tmp_path / "stereo8k_cut.wav"), 1001)
-    assert tiny.classify_file(cut).flags == ["resampled", "downmixed", "truncated_file"]
+    assert tiny.predict_file(cut).flags == ["resampled", "downmixed", "truncated_file"]
     header_only = _truncated_copy(intact, str(tmp_path / "header.wav"), 32000)  # all data
     with pytest.raises(AudioError, match="no samples") as error:
-        tiny.classify_file(header_only)
+        tiny.predict_file(header_only)
     assert header_only in str(error.value) and "declares 16000 samples" in str(error.value)
     broken = _truncated_copy(intact, str(tmp_path / "broken.wav"), 32044 - 30)
-    with pytest.raises(AudioError, match="cannot read audio file") as error:
-        tiny.classify_file(broken)
-    assert broken in str(error.value)
-
-
-# ------------------------------------------------ loading writes nothing (fast) ----
-
-
-def write_tiny_interface(folder):
-    """A speech interface folder in the layout of recipes/export.py (random tiny model)."""
-    os.makedirs(folder)
-    encoder = ResNetEncoder(n_mels=16, channels=[2, 4, 4, 8], blocks=[1, 1, 1, 1])
-    classifier = EmbeddingClassifier(encoder.output_size, 4, embedding_size=8)
-    torch.save(encoder.state_dict(), os.path.join(folder, "encoder.ckpt"))
-    torch.save(classifier.state_dict(), os.path.join(folder, "classifier.ckpt"))
-    with open(os.path.join(folder, "label_encoder.txt"), "w", encoding="utf-8") as handle:
-        handle.write("".join(f"'{c}' => {i}\n" for i, c in enumerate(CLASSES)))
-        handle.write("================\n'starting_index' => 0\n")
-    with open(os.path.join(folder, "hyperparams.yaml"), "w", encoding="utf-8") as handle:
-        handle.write(f"""classes: {CLASSES}
-sample_rate: 16000
-min_duration: 0.5
-max_duration: 30.0
-window_duration: 10.0
-window_hop: 5.0
-window_batch_size: 1
-silence_rms: 1.0e-4
-compute_features: !new:speechbrain.lobes.features.Fbank
-    n_mels: 16
-mean_var_norm: !new:speechbrain.processing.features.InputNormalization
-    norm_type: sentence
-encoder: !new:mmer_lobes.resnet.ResNetEncoder
-    n_mels: 16
-    channels: [2, 4, 4, 8]
-    blocks: [1, 1, 1, 1]
-classifier: !new:mmer_lobes.resnet.EmbeddingClassifier
-    input_size: !apply:getattr [!ref <encoder>, output_size]
-    n_classes: 4
-    embedding_size: 8
-log_softmax: !new:speechbrain.nnet.activations.Softmax
-    apply_log: True
-label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
-modules:
-    compute_features: !ref <compute_features>
-    mean_var_norm: !ref <mean_var_norm>
-    encoder: !ref <encoder>
-    classifier: !ref <classifier>
-pretrainer: !new:mmer_lobes.interfaces.FolderPretrainer
-    loadables:
-        encoder: !ref <encoder>
-        classifier: !ref <classifier>
-        label_encoder: !ref <label_encoder>
-    paths:
-        label_encoder: label_encoder.txt
-    custom_hooks:
-        encoder: !name:mmer_lobes.interfaces.load_state_dict_strict
-        classifier: !name:mmer_lobes.interfaces.load_state_dict_strict
-""")
-    return folder
-
-
-def _legacy_savedir_default(monkeypatch):
-    """Older SpeechBrain releases: from_hparams without savedir collected the folder's files
-    in ./pretrained_models/<class>-<md5(source)> (1.1.2 writes nothing); emulated here, so
-    the interfaces are checked against both behaviours."""
-    import hashlib
-
-    from speechbrain.inference import interfaces as sb_interfaces
-
-    def from_hparams(cls, source, hparams_file="hyperparams.yaml", savedir=None, **kwargs):
-        if savedir is None:
-            digest = hashlib.md5(str(source).encode("UTF-8", errors="replace")).hexdigest()
-            savedir = f"./pretrained_models/{cls.__name__}-{digest}"
-        return sb_interfaces.pretrained_from_hparams(cls, source=source, hparams_file=hparams_file,
-                                                     savedir=savedir, **kwargs)
-
-    monkeypatch.setattr(sb_interfaces.Pretrained, "from_hparams", classmethod(from_hparams))
-
-
-@pytest.mark.parametrize("legacy", [False, True], ids=["speechbrain", "legacy_savedir_default"])
-def test_loading_without_savedir_writes_nothing(tmp_path, monkeypatch, legacy):
-    from mmer_lobes.predict import load_model
-
-    folder = write_tiny_interface(str(tmp_path / "iface"))
-    before = sorted(os.listdir(folder))
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    if legacy:
-        _legacy_savedir_default(monkeypatch)
-    for source in (folder, os.path.relpath(folder)):
-        model = SpeechEmotionRecognizer.from_hparams(source=source)
-        assert model.classes == CLASSES
-        assert model.classify_batch(torch.randn(1, 16000) * 0.1).labels[0] in CLASSES
-    assert load_model(folder).classes == CLASSES  # mmer-predict's loader
-    assert os.listdir(work) == []
-    assert sorted(os.listdir(folder)) == before  # loaded in place: nothing linked there either
-    # an explicit savedir is SpeechBrain's business, as before
-    saved = SpeechEmotionRecognizer.from_hparams(source=folder, savedir=str(tmp_path / "save"))
-    assert saved.classes == CLASSES and os.path.isfile(tmp_path / "save" / "hyperparams.yaml")
+    for call in (tiny.predict_file, tiny.classify_file):
+        with pytest.raises(AudioError, match="cannot read audio file") as error:
+            call(broken)
+        assert broken in str(error.value)

@@ -1,11 +1,14 @@
-"""mmer-predict: the console script on single clips and batches, and its one-line errors.
+"""mmer-predict (mmer_lobes/cli/predict.py): the console script on single clips and batches,
+and its one-line errors.
 
-Fast tests cover argument, manifest and output handling without a model; the slow ones use
-the tiny fold trained and exported by tests/test_interfaces.py (built once per session).
+Fast tests cover argument, manifest and output handling without a model, and that only the
+command-line package imports itself; the slow ones use the tiny folds trained and exported by
+tests/test_interfaces.py (built once per session).
 """
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,10 +16,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from mmer_lobes import predict
+from mmer_lobes.cli import predict
 from mmer_lobes.interfaces import EmotionPrediction, ModalityPrediction
 from mmer_lobes.scores import read_scores
-from test_interfaces import CLASSES, build_exported_fold, wav_path
+from test_interfaces import CLASSES, REPO_ROOT, build_exported_fold, wav_path
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "mmer-predict")
 
@@ -46,8 +49,43 @@ def test_console_script_is_installed():
     from importlib.metadata import entry_points
 
     scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
-    assert scripts.get("mmer-predict") == "mmer_lobes.predict:main"
+    assert scripts.get("mmer-predict") == "mmer_lobes.cli.predict:main"
     assert os.path.isfile(SCRIPT)
+    assert "from mmer_lobes.cli.predict import main" in open(SCRIPT, encoding="utf-8").read()
+
+
+CLI_IMPORT = re.compile(r"^\s*(?:from\s+mmer_lobes\.cli\b|from\s+mmer_lobes\s+import\s+(?:\(\s*)?(?:[\w\s,]*,\s*)?cli\b"
+                        r"|import\s+(?:[\w.\s]*,\s*)?mmer_lobes\.cli\b|from\s+\.+\s*cli\b|from\s+\.+\s+import\s+(?:[\w\s,]*,\s*)?cli\b)",
+                        re.MULTILINE)
+
+
+def test_cli_import_pattern():
+    for line in ("from mmer_lobes.cli.predict import main", "from mmer_lobes.cli import predict",
+                 "from mmer_lobes import cli", "from mmer_lobes import audio, cli", "import mmer_lobes.cli.predict",
+                 "import os, mmer_lobes.cli", "    from mmer_lobes.cli.predict import load_model",
+                 "from ..cli import predict", "from .. import cli"):
+        assert CLI_IMPORT.search(line), line
+    for line in ("from mmer_lobes.client import x", "import mmer_lobes.clips", "# see mmer_lobes.cli.predict",
+                 "from mmer_lobes import clients", '"""mmer_lobes.cli.predict: the script"""'):
+        assert not CLI_IMPORT.search(line), line
+
+
+def test_only_the_cli_imports_the_cli():
+    """The command line sits on top: no module of mmer_lobes outside mmer_lobes/cli imports it."""
+    package = os.path.join(REPO_ROOT, "mmer_lobes")
+    checked, offenders = 0, []
+    for root, dirs, files in os.walk(package):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        if os.path.relpath(root, package).split(os.sep)[0] == "cli":
+            continue
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                checked += 1
+                with open(path, encoding="utf-8") as handle:
+                    for match in CLI_IMPORT.finditer(handle.read()):
+                        offenders.append(f"{os.path.relpath(path, REPO_ROOT)}: {match.group(0).strip()}")
+    assert checked > 20 and offenders == []
 
 
 def test_missing_model_and_bad_output_fail_before_loading(tmp_path, capsys):
@@ -223,3 +261,41 @@ def test_cli_writes_nothing_in_the_current_folder(exported, tmp_path):
                      cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert os.listdir(tmp_path) == [] and sorted(os.listdir(exported["iface"])) == before
+
+
+@pytest.mark.slow
+def test_models_of_one_modality(exported, capsys):
+    """load_model picks the class from export_info.json; an input the model cannot use is
+    flagged, or a one-line error when nothing usable is left."""
+    utt = sorted(exported["test_manifest"])[1]
+    path, transcript = wav_path(exported, utt), exported["test_manifest"][utt]["transcript"]
+    speech, text = predict.load_model(exported["iface_speech"]), predict.load_model(exported["iface_text"])
+    assert type(speech).__name__ == "SpeechEmotionRecognizer" and predict.modalities(speech) == ["speech"]
+    assert type(text).__name__ == "TextEmotionRecognizer" and predict.modalities(text) == ["text"]
+    assert type(predict.load_model(exported["iface"])).__name__ == "MultimodalEmotionRecognizer"
+
+    result = predict.classify(speech, path, transcript)
+    assert result.decided_by == "speech" and result.flags == ["text_ignored_no_text_model"]
+    assert predict.classify(speech, path).flags == []
+    result = predict.classify(text, path, transcript)
+    assert result.decided_by == "text" and result.flags == ["audio_ignored_no_speech_model"]
+    reference = read_scores(os.path.join(exported["text"], "scores", "test.csv"))
+    np.testing.assert_allclose([result.probabilities[c] for c in CLASSES],
+                               np.exp(reference.scores[reference.ids.index(utt)]), atol=1e-5)
+    with pytest.raises(predict.PredictError, match="this model has no speech model: give a transcript"):
+        predict.classify(text, path)
+
+    assert predict.main(["--model", exported["iface_text"], "--text", transcript, "--json"]) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert output["decided_by"] == "text" and output["speech"] is None
+    assert output["probabilities"] == result.probabilities
+    # (in-process, the text model's loading bar shows: transformers was imported before
+    # mmer-predict could turn it off; the console script's stderr is the one line alone)
+    one_line_error(run_cli("--model", exported["iface_text"], path),
+                   "mmer-predict: error: this model has no speech model: give a transcript")
+
+
+@pytest.mark.slow
+def test_text_alone_to_a_speech_model_is_a_one_line_error(exported):
+    result = run_cli("--model", exported["iface_speech"], "--text", "Hello there.")
+    one_line_error(result, "no text model")

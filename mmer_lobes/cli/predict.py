@@ -30,11 +30,12 @@ import logging
 import os
 import sys
 
+from mmer_lobes.errors import ProjectError, one_line, run_script
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
-EXIT_BAD_INPUT = 2
 
 
-class PredictError(ValueError):
+class PredictError(ProjectError, ValueError):
     """A bad input: reported on one line, exit code 2.
 
     Example
@@ -81,26 +82,51 @@ def load_model(folder, device="cpu", savedir=None):
     >>> load_model("/no/such/model")
     Traceback (most recent call last):
     ...
-    mmer_lobes.predict.PredictError: model folder /no/such/model does not exist
+    mmer_lobes.cli.predict.PredictError: model folder /no/such/model does not exist
     """
-    from mmer_lobes.interfaces import MultimodalEmotionRecognizer
+    from mmer_lobes.interfaces import RECOGNIZERS
 
     if not os.path.isdir(folder):
         raise PredictError(f"model folder {folder} does not exist")
-    if not os.path.isfile(os.path.join(folder, "hyperparams.yaml")):
+    info_path = os.path.join(folder, "export_info.json")
+    if not os.path.isfile(os.path.join(folder, "hyperparams.yaml")) or not os.path.isfile(info_path):
         raise PredictError(
-            f"{folder} holds no hyperparams.yaml: not an interface folder (write one with "
-            f"recipes/export.py)"
+            f"{folder} holds no hyperparams.yaml and export_info.json: not an interface folder "
+            f"(write one with recipes/export.py)"
         )
     try:
+        with open(info_path, encoding="utf-8") as handle:
+            recognizer = RECOGNIZERS[tuple(json.load(handle)["modalities"])]
         if device == "cuda":  # SpeechBrain wants the index
             device = "cuda:0"
-        return MultimodalEmotionRecognizer.from_hparams(
-            source=os.path.abspath(folder), savedir=savedir, run_opts={"device": device}
-        )
+        return recognizer.from_hparams(source=os.path.abspath(folder), savedir=savedir, run_opts={"device": device})
     except Exception as error:  # any failure to build the model is reported on one line
-        message = " ".join(str(error).split()) or type(error).__name__
-        raise PredictError(f"cannot load the model in {folder}: {message}") from None
+        raise PredictError(f"cannot load the model in {folder}: {one_line(error)}") from None
+
+
+def modalities(model):
+    """The modalities a loaded model scores: ``speech``, ``text`` or both."""
+    return [m for m in ("speech", "text") if hasattr(model, "predict_" + ("file" if m == "speech" else "text"))]
+
+
+def classify(model, path=None, text=None):
+    """The :class:`~mmer_lobes.interfaces.results.EmotionPrediction` of a clip and/or a
+    transcript with whatever the model holds; an input the model cannot use is flagged."""
+    held = modalities(model)
+    if path is not None and "speech" in held:
+        result = model.predict_file(path, text=text) if "text" in held else model.predict_file(path)
+        if text is not None and str(text).strip() and "text" not in held:
+            result.flags.append("text_ignored_no_text_model")
+        return result
+    if "text" not in held:
+        raise PredictError("this model has no text model: give an audio file")
+    if text is None or not str(text).strip():
+        raise PredictError("this model has no speech model: give a transcript" if path is not None
+                           else "give an audio file or a transcript")
+    result = model.predict_text(text)
+    if path is not None:
+        result.flags.insert(0, "audio_ignored_no_speech_model")
+    return result
 
 
 def _format_probabilities(probabilities):
@@ -233,7 +259,7 @@ def batch_items(source, data_root=None):
     >>> batch_items("/no/such/manifest.json")
     Traceback (most recent call last):
     ...
-    mmer_lobes.predict.PredictError: --batch /no/such/manifest.json: no such manifest or folder
+    mmer_lobes.cli.predict.PredictError: --batch /no/such/manifest.json: no such manifest or folder
     """
     if os.path.isdir(source):
         items = read_folder(source)
@@ -257,7 +283,7 @@ def check_items(items):
     >>> check_items([("u1", "/no/u1.wav", None)])
     Traceback (most recent call last):
     ...
-    mmer_lobes.predict.PredictError: 1 of 1 audio files not found: /no/u1.wav (u1)
+    mmer_lobes.cli.predict.PredictError: 1 of 1 audio files not found: /no/u1.wav (u1)
     """
     missing = [(utt, path) for utt, path, _ in items if not os.path.isfile(path)]
     if missing:
@@ -332,17 +358,14 @@ def _run_batch(model, args):
     if args.audio or args.text:
         raise PredictError("--batch takes no audio file and no --text (use the manifest's transcript)")
     items = batch_items(args.batch, args.data_root)
-    if model.has_speech and not args.skip_errors:
+    if "speech" in modalities(model) and not args.skip_errors:
         check_items(items)  # before any work; with --skip_errors a missing file is a row
     results = []
     for utt, path, transcript in tqdm(items, desc="mmer-predict", unit="clip", file=sys.stderr):
         try:
-            if model.has_speech:
-                prediction = model.classify_file(path, text=transcript)
-            elif transcript is None or not transcript.strip():
+            if "speech" not in modalities(model) and not (transcript or "").strip():
                 raise InterfaceError(f"the text model needs a transcript, and entry {utt} has none")
-            else:
-                prediction = model.classify_text(transcript)
+            prediction = classify(model, path if "speech" in modalities(model) else None, transcript)
             results.append((utt, path, prediction, ""))
         except (AudioError, InterfaceError) as error:
             if not args.skip_errors:
@@ -359,50 +382,38 @@ def _run_single(model, args):
         raise PredictError("--output goes with --batch")
     if args.audio is None and args.text is None:
         raise PredictError("give an audio file, a --text, or --batch <manifest|folder>")
-    if args.audio is not None:
-        prediction = model.classify_file(args.audio, text=args.text)
-        name = args.audio
-    else:
-        if not model.has_text:
-            raise PredictError("this model has no text model: give an audio file")
-        prediction = model.classify_text(args.text)
-        name = None
+    prediction = classify(model, args.audio, args.text)
+    name = args.audio
     if args.json:
         print(json.dumps(prediction.to_dict(), indent=2))
     else:
         print(format_prediction(prediction, name))
 
 
+def _main(argv):
+    args = _parse_args(argv)
+    _quiet_libraries()
+    if args.batch:  # output errors before the model is loaded
+        _check_output(args.output)
+    model = load_model(args.model, args.device, args.savedir)
+    try:
+        if args.batch:
+            _run_batch(model, args)
+        else:
+            _run_single(model, args)
+    except OSError as error:  # an output file that cannot be written
+        raise PredictError(f"{error.filename or ''} {error.strerror or error}".strip()) from None
+
+
 def main(argv=None):
-    """Console entry point; returns the exit code (0, or 2 on bad input).
+    """Console entry point; returns the exit code (0, or 2 on bad input, with one line).
 
     Example
     -------
     >>> main(["--model", "/no/such/model", "--batch", "clips", "--output", "out.txt"])
     2
     """
-    args = _parse_args(sys.argv[1:] if argv is None else argv)
-    _quiet_libraries()
-    from mmer_lobes.audio import AudioError
-    from mmer_lobes.fusion import FusionError
-    from mmer_lobes.interfaces import InterfaceError
-
-    try:
-        if args.batch:  # output errors before the model is loaded
-            _check_output(args.output)
-        model = load_model(args.model, args.device, args.savedir)
-        if args.batch:
-            _run_batch(model, args)
-        else:
-            _run_single(model, args)
-    except (PredictError, AudioError, InterfaceError, FusionError) as error:
-        print(f"mmer-predict: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as error:
-        print(f"mmer-predict: error: {error.filename or ''} {error.strerror or error}".strip(),
-              file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return 0
+    return run_script(_main, "mmer-predict", argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Writing interface folders: the self-contained code bundle and the model card."""

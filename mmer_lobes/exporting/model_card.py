@@ -1,0 +1,160 @@
+"""The model card (``README.md``) of an exported folder, filled from ``model_card.md``.
+
+The card starts with Hugging Face hub front matter (licence, tags, datasets, and the fold's
+test figures as ``model-index`` metrics), then describes the models, the data and protocol,
+the fold's results, the input handling, the limits and the safety of loading the folder.
+"""
+import datetime
+import os
+from string import Template
+
+import yaml
+
+TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_card.md")
+CHECKPOINT_FILES = {"encoder": "ResNet34 trunk + pooling", "classifier": "FC layers of the speech model",
+                    "text_classifier": "BERT encoder + FC head"}
+
+
+def _figure(metrics, key):
+    value = (metrics or {}).get(key)
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _rounded(metrics, key):
+    value = (metrics or {}).get(key)
+    return None if value is None else round(float(value), 2)
+
+
+def front_matter(info, license_name):
+    """The hub metadata of the card, as a YAML mapping.
+
+    Example
+    -------
+    >>> info = {"modalities": ["speech"], "synthetic_corpus": True, "fusion": None,
+    ...         "speech": {"test_session": 5, "metrics": {"test": {"UA": 61.0, "WA": 60.5}}}}
+    >>> card = yaml.safe_load(front_matter(info, "other"))
+    >>> card["tags"][:3], card["model-index"][0]["results"][0]["metrics"][0]["value"]
+    (['speechbrain', 'emotion-recognition', 'audio-classification'], 61.0)
+    """
+    speech, text = "speech" in info["modalities"], "text" in info["modalities"]
+    tags = ["speechbrain", "emotion-recognition"] + (["audio-classification"] if speech else []) \
+        + (["text-classification"] if text else []) + (["late-fusion"] if info.get("fusion") else []) + ["mmer"]
+    dataset = "synthetic mini-IEMOCAP (mmer)" if info["synthetic_corpus"] else "IEMOCAP"
+    results = []
+    for part, task in (("speech", "audio-classification"), ("text", "text-classification")):
+        if info.get(part):
+            results.append((f"{part} model", task, info[part]["metrics"].get("test")))
+    if info.get("fusion"):
+        results.append((f"{info['fusion']['params']['method']} fusion", "audio-classification",
+                        info["fusion"]["metrics"].get("test")))
+    session = (info.get("speech") or info.get("text"))["test_session"]
+    index = [{
+        "name": "mmer " + " + ".join(info["modalities"]),
+        "results": [{
+            "task": {"type": task, "name": f"Emotion recognition ({name})"},
+            "dataset": {"name": f"{dataset}, session {session} held out", "type": "iemocap"},
+            "metrics": [{"type": "unweighted-accuracy", "name": "UA", "value": _rounded(figures, "UA")},
+                        {"type": "accuracy", "name": "WA", "value": _rounded(figures, "WA")}],
+        } for name, task, figures in results],
+    }]
+    card = {"language": ["en"], "license": license_name, "library_name": "speechbrain", "tags": tags,
+            "datasets": ["iemocap"], "metrics": ["accuracy", "unweighted-accuracy"], "model-index": index}
+    return yaml.safe_dump(card, sort_keys=False, width=100).strip()
+
+
+def model_card(info, settings, license_name="other"):
+    """The card's Markdown. ``info`` is the folder's ``export_info.json`` content, ``settings``
+    the plain values of the folder's speech and text YAML parts.
+
+    Example
+    -------
+    >>> info = {"modalities": ["text"], "synthetic_corpus": False, "fusion": None, "classes": ["neu", "sad"],
+    ...         "interface_class": "TextEmotionRecognizer", "inference": {"yaml": "hparams/inference/text.yaml"},
+    ...         "checkpoints": {"text_classifier": {"error_rate": 0.25}},
+    ...         "text": {"test_session": 5, "metrics": {"test": {"UA": 61.0, "WA": 60.5}}, "holdout": "dialogue",
+    ...                  "data_folder": "/data/IEMOCAP", "sizes": {"train": 3, "holdout": 1, "test": 2}}}
+    >>> card = model_card(info, {"text": {"text_model": "bert-base-uncased", "max_length": 128, "pooling": "cls"}})
+    >>> card.startswith("---") and "| text | 61.00 | 60.50 |" in card
+    True
+    """
+    speech, text, fusion = info.get("speech"), info.get("text"), info.get("fusion")
+    part = speech or text
+    lines = {"models": [], "inputs": [], "limits": [], "results": [], "files": []}
+    for name, entry in info["checkpoints"].items():
+        lines["files"].append(f"| `{name}.ckpt` | {CHECKPOINT_FILES.get(name, name)}, hold-out error rate "
+                              f"{100 * float(entry['error_rate']):.2f} % |")
+    if speech:
+        arch = settings["speech"]
+        lines["models"].append(
+            f"- **speech**: ResNet34 ({'-'.join(map(str, arch['blocks']))} BasicBlocks, channels "
+            f"{'-'.join(map(str, arch['channels']))}), {'statistics' if arch['use_std_pooling'] else 'mean'} "
+            f"pooling, {arch['embedding_size']}-d embedding; {arch['n_mels']} log-mel bands, sentence "
+            f"mean/variance normalisation, {arch['sample_rate']} Hz. Trained by `{speech.get('mode')}`"
+            + (f" from the speaker encoder `{speech['pretrained_encoder']}`" if speech.get("pretrained_encoder") else "") + ".")
+        lines["results"].append(f"| speech | {_figure(speech['metrics'].get('test'), 'UA')} | "
+                                f"{_figure(speech['metrics'].get('test'), 'WA')} |")
+        lines["inputs"] += [
+            "- Audio: any format soundfile reads; resampled to the model's rate and downmixed to mono "
+            "(flags `resampled`, `downmixed`). Each clip is scored alone.",
+            f"- Clips shorter than {arch['min_duration']} s are zero-padded, the padding kept out of "
+            f"normalisation and pooling (`padded_short_clip`); clips longer than {arch['max_duration']} s "
+            f"are scored on {arch['window_duration']} s windows every {arch['window_hop']} s with averaged "
+            "log-posteriors (`windowed_long_clip`).",
+            (f"- A clip whose RMS is below {arch['silence_rms']} is flagged `silent_input`; "
+             if arch["silence_rms"] > 0 else "- Silence is not checked (`silence_rms: 0`); ")
+            + "a wav whose data is shorter than its header declares is flagged `truncated_file`."]
+        lines["limits"].append("- The speech model scores whole segments as trained (a few seconds); long "
+                               "recordings are windowed, which the model never saw in training.")
+    if text:
+        tx = settings["text"]
+        lines["models"].append(
+            f"- **text**: `{tx['text_model']}` fine-tuned with a new FC head (pooling `{tx['pooling']}`, at "
+            f"most {tx['max_length']} tokens). The base model is found by its hub id, without network when "
+            "the hub cache or the fallback folder holds it.")
+        lines["results"].append(f"| text | {_figure(text['metrics'].get('test'), 'UA')} | "
+                                f"{_figure(text['metrics'].get('test'), 'WA')} |")
+        lines["inputs"].append(f"- Transcripts longer than {tx['max_length']} tokens are truncated (`truncated_text`).")
+        lines["limits"].append("- The text model needs the transcript; automatic transcripts with errors "
+                               "were not evaluated.")
+    if fusion:
+        params = fusion["params"]
+        detail = f"w1 = {params['weight']}" if "weight" in params else "learned on the hold-out"
+        lines["models"].append(f"- **fusion**: `{params['method']}` late fusion of the log-posteriors ({detail}), "
+                               "fitted on the hold-out scores (`fusion.json`).")
+        lines["results"].append(f"| {params['method']} fusion | {_figure(fusion['metrics'].get('test'), 'UA')} | "
+                                f"{_figure(fusion['metrics'].get('test'), 'WA')} |")
+        lines["inputs"].append("- A clip without a transcript, or with an empty one, gets the speech result "
+                               "(`speech_only_no_text`, `speech_only_empty_text`).")
+        lines["files"].append("| `fusion.json` | the fusion parameters |")
+    if info["synthetic_corpus"]:
+        lines["limits"].insert(0, "- Trained on synthetic speech and scripted sentences: no claim on real data.")
+    lines["limits"].append(
+        "- Trained on one leave-one-session-out fold of (mini-)IEMOCAP: acted English dialogues, "
+        f"{len(info['classes'])} classes only; other emotions are forced into these, and other languages, "
+        "recording conditions and speaking styles are untested.")
+    sizes = part.get("sizes", {})
+    protocol = [
+        f"- Corpus: `{part.get('data_folder')}`" + (" (mmer's synthetic mini-IEMOCAP)" if info["synthetic_corpus"] else "") + ".",
+        f"- Leave-one-session-out fold: test session {part['test_session']}, training on the other sessions; "
+        f"hold-out `{part.get('holdout')}` for checkpoint selection" + (" and fusion" if fusion else "") + ".",
+        f"- Utterances: {sizes.get('train')} train, {sizes.get('holdout')} hold-out, {sizes.get('test')} test."]
+    warning = ("\n> **Warning: trained on a synthetic corpus.** The training data came from mmer's built-in "
+               "mini-IEMOCAP (speech synthesised with espeak-ng, scripted sentences). This model demonstrates "
+               "the pipeline; it does not recognise emotions in real speech.\n") if info["synthetic_corpus"] else ""
+    usage = {"speech": 'out_prob, score, index, text_lab = model.classify_file("clip.wav")',
+             "text": 'out_prob, score, index, text_lab = model.classify_batch(["the transcript"])'}
+    usage = usage.get("+".join(info["modalities"]),
+                      'out_prob, score, index, text_lab = model.classify_file("clip.wav", text="the transcript")\n'
+                      'prediction = model.predict_file("clip.wav", text="the transcript")')
+    cli = {"speech": "clip.wav", "text": '--text "..."'}.get("+".join(info["modalities"]), 'clip.wav --text "..."')
+    with open(TEMPLATE, encoding="utf-8") as handle:
+        template = Template(handle.read())
+    return template.substitute(
+        front_matter=front_matter(info, license_name),
+        title=" + ".join(info["modalities"]) + (f", {fusion['params']['method']} fusion" if fusion else ""),
+        classes=", ".join(f"`{c}`" for c in info["classes"]), date=datetime.date.today().isoformat(),
+        warning=warning, classname=info["interface_class"], usage=usage, cli=cli,
+        models="\n".join(lines["models"]), protocol="\n".join(protocol), results="\n".join(lines["results"]),
+        inputs="\n".join(lines["inputs"]), limits="\n".join(lines["limits"]),
+        inference_yaml=info["inference"]["yaml"], files="".join(line + "\n" for line in lines["files"]),
+    )
