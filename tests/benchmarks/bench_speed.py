@@ -10,10 +10,9 @@ default size), so each row also reads as a ratio against it. Text figures are ut
 per second with the default MiniLM model.
 
 The real-time factor (processing seconds per audio second, lower is faster) of
-``classify_file`` is measured on the interfaces of mmer_lobes.interfaces at the default
-architecture of hparams/resnet_ser.yaml and hparams/bert_text.yaml (untrained weights: speed
-does not depend on them), with the input handling of hparams/export.yaml, on wav files of
-several lengths; the baseline is SpeechBrain's own ``EncoderClassifier.classify_file`` with
+``classify_file`` is measured on the interfaces of mmer_lobes.interfaces built from
+hparams/inference/speech.yaml and text.yaml as they stand (the default architecture and input
+handling; untrained weights: speed does not depend on them), on wav files of several lengths; the baseline is SpeechBrain's own ``EncoderClassifier.classify_file`` with
 the ECAPA-TDNN above, on the same files.
 """
 import argparse
@@ -103,24 +102,22 @@ def _load_yaml(name, overrides):
 
 
 def default_interfaces():
-    """(speech-only, speech + text) recognizers at the default architecture, in-process."""
+    """(speech-only, speech + text) recognizers built from hparams/inference/speech.yaml and
+    text.yaml as they stand (the paper's architecture, untrained: no pretrainer is run)."""
     from mmer_lobes.interfaces import MultimodalEmotionRecognizer, SpeechEmotionRecognizer
 
-    speech = _load_yaml("resnet_ser.yaml", {"data_folder": "unused"})
-    text = _load_yaml("bert_text.yaml", {"data_folder": "unused"})
-    handling = _load_yaml("export.yaml", {"output_folder": "unused"})
-    hparams = {
-        "classes": list(speech["emotions"]), "sample_rate": speech["sample_rate"],
-        "log_softmax": speech["log_softmax"], "tokenizer": text["tokenizer"],
-        "max_length": text["max_length"], "fusion_params": {"method": "weighted", "classes": list(speech["emotions"]), "weight": 0.5},
-        **{k: handling[k] for k in ("min_duration", "max_duration", "window_duration",
-                                    "window_hop", "window_batch_size")},
-    }
-    speech_modules = {k: speech[k] for k in ("compute_features", "mean_var_norm", "encoder", "classifier")}
+    classes = ["ang", "hap", "neu", "sad"]
+    parts = {}
+    for kind in ("speech", "text"):
+        parts[kind] = _load_yaml(os.path.join("inference", f"{kind}.yaml"), {})
+        parts[kind]["label_encoder"].update_from_iterable(classes)
     run_opts = {"device": "cpu"}
-    speech_only = SpeechEmotionRecognizer(modules=speech_modules, hparams=hparams, run_opts=run_opts)
+    speech_only = SpeechEmotionRecognizer(modules=parts["speech"]["modules"], hparams=parts["speech"],
+                                          run_opts=run_opts)
     both = MultimodalEmotionRecognizer(
-        modules=dict(speech_modules, text_classifier=text["model"]), hparams=hparams, run_opts=run_opts
+        modules={**parts["speech"]["modules"], **parts["text"]["modules"]},
+        hparams={**parts, "fusion_params": {"method": "weighted", "classes": classes, "weight": 0.5}},
+        run_opts=run_opts,
     )
     return speech_only, both
 
