@@ -166,7 +166,7 @@ def read_fusion(folder, speech_folder, text_folder):
     return {"folder": os.path.abspath(folder), "params": params, "metrics": metrics_of(folder)}
 
 
-def inference_yaml(parts, settings):
+def inference_yaml(parts):
     """The inference YAML to export, its overrides, and the interface class."""
     modalities = tuple(part["kind"] for part in parts)
     name = "multimodal" if len(parts) == 2 else modalities[0]
@@ -181,7 +181,7 @@ def inference_yaml(parts, settings):
 
 def write_folder(staging, parts, fusion, settings):
     """Writes every file of the interface folder into ``staging``; returns the export info."""
-    path, overrides, recognizer = inference_yaml(parts, settings)
+    path, overrides, recognizer = inference_yaml(parts)
     source = bundle_source()
     with open(path, encoding="utf-8") as handle:
         resolved = resolve_references(handle, overrides, overrides_must_match=True).getvalue()
