@@ -26,6 +26,10 @@ $(STAMP): requirements.txt setup.py
 # requirements are already installed (pinned) above, so this adds only pytest.
 $(TEST_STAMP): $(STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
+	# wespeaker's own model code, the reference the speaker-encoder tests compare against:
+	# --no-deps, since the package declares whisper, s3prl, umap and more, none of which the
+	# model code imports.
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps wespeaker-unofficial==0.0.2
 	touch $(TEST_STAMP)
 
 test: $(TEST_STAMP)

@@ -1,4 +1,4 @@
-"""The paper's ResNet34 speaker encoder with masked statistics pooling.
+"""The paper's ResNet34 speaker encoder with masked statistics pooling, and wespeaker's variants.
 
 Padi et al. (2022) describe a ResNet34 (BasicBlocks 3-4-6-3) with 32-64-128-256 channels,
 batch norm in every layer, PReLU everywhere except the output, statistics pooling (mean
@@ -7,17 +7,54 @@ VoxCeleb speakers. SpeechBrain's ``lobes.models.ResNet`` is a different network
 (squeeze-excitation blocks, attentive pooling, 128 channels), so this file writes the
 paper's network, compactly, in the style of wespeaker's ``models/resnet.py``.
 
+The defaults are the paper's network; keyword options give wespeaker's published ResNets
+(``mmer_lobes.wespeaker``). No option renames a parameter: old checkpoints load as before.
+
 Shapes: features ``(batch, time, n_mels)`` -> trunk ``(batch, time / 8, channels[-1] *
-n_mels / 8)`` -> pooling ``(batch, 2 * that)`` -> embedding ``(batch, 512)``.
+expansion * n_mels / 8)`` (expansion 1 for BasicBlock, 4 for Bottleneck) -> pooling
+``(batch, 2 * that)`` -> embedding ``(batch, 512)``.
 
 Authors: the mmer team.
 """
 import torch
 import torch.nn as nn
 
+from mmer_lobes.errors import ProjectError
+
+
+class ResNetConfigError(ProjectError, ValueError):
+    """An unknown option value or an impossible shape for the ResNet lobes."""
+
+
+def check_choice(option, value, choices):
+    """Returns ``value`` if it is one of ``choices``, else raises :class:`ResNetConfigError`.
+
+    Example
+    -------
+    >>> check_choice("activation", "gelu", ("prelu", "relu"))
+    Traceback (most recent call last):
+    mmer_lobes.resnet.ResNetConfigError: activation must be one of 'prelu', 'relu'; got 'gelu'
+    """
+    if value not in choices:
+        raise ResNetConfigError(f"{option} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def make_activation(activation, channels):
+    """PReLU with one slope per channel (the paper) or ReLU (wespeaker), by name.
+
+    Example
+    -------
+    >>> make_activation("prelu", 8), make_activation("relu", 8)
+    (PReLU(num_parameters=8), ReLU())
+    """
+    if check_choice("activation", activation, ("prelu", "relu")) == "prelu":
+        return nn.PReLU(channels)
+    return nn.ReLU()
+
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convolutions with batch norm and PReLU, plus a (projected) shortcut.
+    """Two 3x3 convolutions with batch norm and PReLU (or ReLU), plus a (projected) shortcut.
 
     Arguments
     ---------
@@ -25,6 +62,8 @@ class BasicBlock(nn.Module):
     out_channels : int
     stride : int
         Stride of the first convolution (and of the shortcut projection).
+    activation : str
+        "prelu" or "relu".
 
     Example
     -------
@@ -33,14 +72,16 @@ class BasicBlock(nn.Module):
     torch.Size([2, 16, 20, 15])
     """
 
-    def __init__(self, in_channels, out_channels, stride=1):
+    expansion = 1  # output channels per unit of ``out_channels``
+
+    def __init__(self, in_channels, out_channels, stride=1, activation="prelu"):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.act1 = nn.PReLU(out_channels)
+        self.act1 = make_activation(activation, out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.act2 = nn.PReLU(out_channels)
+        self.act2 = make_activation(activation, out_channels)
         self.shortcut = nn.Sequential()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
@@ -55,52 +96,127 @@ class BasicBlock(nn.Module):
         return self.act2(out + self.shortcut(x))
 
 
+class Bottleneck(nn.Module):
+    """wespeaker's bottleneck: 1x1 down to ``channels``, 3x3 (strided), 1x1 up to 4 * ``channels``.
+
+    Batch norm after each convolution; the activation after the first two and after the sum
+    with the (projected) shortcut, as in wespeaker's ``Bottleneck``, whose parameter names
+    (conv1-3, bn1-3, shortcut.0-1) these are.
+
+    Arguments
+    ---------
+    in_channels : int
+    channels : int
+        Width of the 3x3 convolution; the block outputs ``4 * channels``.
+    stride : int
+        Stride of the 3x3 convolution (and of the shortcut projection).
+    activation : str
+        "prelu" or "relu".
+
+    Example
+    -------
+    >>> block = Bottleneck(8, 4, stride=2, activation="relu")
+    >>> block(torch.rand(2, 8, 40, 30)).shape
+    torch.Size([2, 16, 20, 15])
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels, channels, stride=1, activation="prelu"):
+        super().__init__()
+        out_channels = channels * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, channels, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.act1 = make_activation(activation, channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.act2 = make_activation(activation, channels)
+        self.conv3 = nn.Conv2d(channels, out_channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.act3 = make_activation(activation, out_channels)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x):
+        """Applies the block to ``(batch, channels, freq, time)``."""
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.act2(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.act3(out + self.shortcut(x))
+
+
+BLOCK_TYPES = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
 class ResNetTrunk(nn.Module):
-    """The convolutional part of ResNet34: frame-level features for pooling.
+    """The convolutional part of ResNet34 (or of another depth): frame-level features for pooling.
+
+    The 4-D output ``(batch, C, F, time)`` is flattened per frame to ``C * F`` values.
+    ``flatten="channel_major"`` (index ``c * F + f``) is the order of wespeaker's TSTP
+    pooling too: it flattens the pooled ``(batch, C, F)`` with ``flatten(start_dim=1)``,
+    so converted wespeaker models need no other order. ``"frequency_major"`` (index
+    ``f * C + c``) is the order of wespeaker's ``get_frame_level_feat`` (``transpose(1, 3)``
+    then flatten), for frame features laid out like that.
 
     Arguments
     ---------
     n_mels : int
         Number of input filterbank channels (must be divisible by 8).
     channels : list of int
-        Channels of the four stages.
+        Channels of the four stages (of the 3x3 convolutions, for bottleneck blocks).
     blocks : list of int
-        BasicBlocks per stage (3-4-6-3 is ResNet34).
+        Blocks per stage (3-4-6-3 is ResNet34).
+    block : str
+        "basic" (ResNet18/34) or "bottleneck" (ResNet50 and deeper; 4x wider output).
+    activation : str
+        "prelu" (the paper) or "relu" (wespeaker), in the stem and the blocks.
+    flatten : str
+        "channel_major" or "frequency_major", see above.
 
     Example
     -------
     >>> trunk = ResNetTrunk(n_mels=32, channels=[4, 8, 16, 32])
     >>> trunk(torch.rand(2, 50, 32)).shape
     torch.Size([2, 7, 128])
-    >>> trunk.output_size
-    128
+    >>> trunk.output_size, ResNetTrunk(32, [4, 8, 16, 32], [1, 1, 1, 1], block="bottleneck").output_size
+    (128, 512)
     """
 
-    def __init__(self, n_mels=128, channels=(32, 64, 128, 256), blocks=(3, 4, 6, 3)):
+    def __init__(self, n_mels=128, channels=(32, 64, 128, 256), blocks=(3, 4, 6, 3), block="basic",
+                 activation="prelu", flatten="channel_major"):
         super().__init__()
         if len(channels) != 4 or len(blocks) != 4:
-            raise ValueError("ResNetTrunk needs four stages: channels and blocks of length 4")
+            raise ResNetConfigError("ResNetTrunk needs four stages: channels and blocks of length 4")
         if n_mels % 8:
-            raise ValueError(f"n_mels must be divisible by 8 (three stride-2 stages), got {n_mels}")
+            raise ResNetConfigError(f"n_mels must be divisible by 8 (three stride-2 stages), got {n_mels}")
+        block_type = BLOCK_TYPES[check_choice("block", block, tuple(BLOCK_TYPES))]
+        self.flatten = check_choice("flatten", flatten, ("channel_major", "frequency_major"))
+        self.blocks = tuple(blocks)  # mmer_lobes.wespeaker maps wespeaker's layerN.i to stages by it
         self.stem = nn.Sequential(
             nn.Conv2d(1, channels[0], 3, 1, 1, bias=False),
             nn.BatchNorm2d(channels[0]),
-            nn.PReLU(channels[0]),
+            make_activation(activation, channels[0]),
         )
         stages, in_channels = [], channels[0]
-        for stage, (out_channels, count) in enumerate(zip(channels, blocks)):
+        for stage, (width, count) in enumerate(zip(channels, blocks)):
             stride = 1 if stage == 0 else 2
             for index in range(count):
-                stages.append(BasicBlock(in_channels, out_channels, stride if index == 0 else 1))
-                in_channels = out_channels
+                stages.append(block_type(in_channels, width, stride if index == 0 else 1, activation))
+                in_channels = width * block_type.expansion
         self.stages = nn.Sequential(*stages)
-        self.output_size = channels[-1] * (n_mels // 8)
+        self.output_size = channels[-1] * block_type.expansion * (n_mels // 8)
 
     def forward(self, feats):
-        """Maps ``(batch, time, n_mels)`` to ``(batch, time', channels[-1] * n_mels / 8)``."""
+        """Maps ``(batch, time, n_mels)`` to ``(batch, time', output_size)``."""
         x = self.stages(self.stem(feats.transpose(1, 2).unsqueeze(1)))
-        batch, chans, freq, time = x.shape
-        return x.reshape(batch, chans * freq, time).transpose(1, 2)
+        if self.flatten == "frequency_major":
+            x = x.transpose(1, 2)  # (batch, F, C, time): the channel index varies fastest
+        batch, outer, inner, time = x.shape
+        return x.reshape(batch, outer * inner, time).transpose(1, 2)
 
 
 def length_mask(lengths, max_len):
@@ -124,7 +240,9 @@ class StatisticsPooling(nn.Module):
     SpeechBrain's ``nnet.pooling.StatisticsPooling`` adds Gaussian noise to the mean on
     every call, also at inference, and loops over the batch; the paper's pooling is
     deterministic, hence this masked, vectorised version. ``use_std=False`` gives the
-    plain temporal mean (an ablation switch).
+    plain temporal mean (an ablation switch). The defaults are the paper's (biased
+    variance floored by ``clamp(min=1e-5)``); wespeaker's TSTP is ``variance="unbiased",
+    variance_floor="add", eps=1e-7``, i.e. ``sqrt(torch.var(x) + 1e-7)``.
 
     Arguments
     ---------
@@ -132,6 +250,11 @@ class StatisticsPooling(nn.Module):
         Append the standard deviation to the mean.
     eps : float
         Floor of the variance, for numerical safety.
+    variance : str
+        "biased" (divide by the number of valid frames) or "unbiased" (by that number
+        minus one; a one-frame utterance gets variance 0 where torch.var gives NaN).
+    variance_floor : str
+        "clamp": ``sqrt(max(variance, eps))``; "add": ``sqrt(variance + eps)``.
 
     Example
     -------
@@ -139,12 +262,17 @@ class StatisticsPooling(nn.Module):
     >>> x = torch.rand(2, 10, 3)
     >>> pool(x, torch.tensor([1.0, 0.6])).shape
     torch.Size([2, 6])
+    >>> x = torch.tensor([[[1.0], [3.0], [99.0]]])  # the third frame is padding
+    >>> StatisticsPooling(variance="unbiased", variance_floor="add", eps=0.0)(x, torch.tensor([2 / 3]))
+    tensor([[2.0000, 1.4142]])
     """
 
-    def __init__(self, use_std=True, eps=1e-5):
+    def __init__(self, use_std=True, eps=1e-5, variance="biased", variance_floor="clamp"):
         super().__init__()
         self.use_std = use_std
         self.eps = eps
+        self.variance = check_choice("variance", variance, ("biased", "unbiased"))
+        self.variance_floor = check_choice("variance_floor", variance_floor, ("clamp", "add"))
 
     def forward(self, x, lengths=None):
         """Pools ``(batch, time, dim)`` over time; ``lengths`` are relative (0, 1]."""
@@ -155,8 +283,10 @@ class StatisticsPooling(nn.Module):
         mean = (x * mask).sum(dim=1) / count
         if not self.use_std:
             return mean
-        variance = (((x - mean.unsqueeze(1)) * mask) ** 2).sum(dim=1) / count
-        return torch.cat([mean, torch.sqrt(variance.clamp(min=self.eps))], dim=1)
+        divisor = count if self.variance == "biased" else (count - 1).clamp(min=1)
+        variance = (((x - mean.unsqueeze(1)) * mask) ** 2).sum(dim=1) / divisor
+        floored = variance.clamp(min=self.eps) if self.variance_floor == "clamp" else variance + self.eps
+        return torch.cat([mean, torch.sqrt(floored)], dim=1)
 
     def output_size(self, input_size):
         """Size of the pooled vector for frame features of size ``input_size``."""
@@ -164,7 +294,11 @@ class StatisticsPooling(nn.Module):
 
 
 class ResNetEncoder(nn.Module):
-    """ResNet34 trunk + statistics pooling: the part that transfers from speakers to emotions.
+    """ResNet trunk + statistics pooling: the part that transfers from speakers to emotions.
+
+    The defaults are the paper's ResNet34; the keyword-only options (settable from YAML)
+    are those of :class:`ResNetTrunk` and :class:`StatisticsPooling`, and
+    ``mmer_lobes.wespeaker.encoder_kwargs`` gives them for a published wespeaker ResNet.
 
     Arguments
     ---------
@@ -173,18 +307,27 @@ class ResNetEncoder(nn.Module):
     blocks : list of int
     use_std : bool
         Statistics pooling (True) or plain temporal mean (False).
+    block, activation, flatten : str
+        See :class:`ResNetTrunk`.
+    variance, variance_floor : str
+    eps : float
+        See :class:`StatisticsPooling`.
 
     Example
     -------
     >>> encoder = ResNetEncoder(n_mels=32, channels=[4, 8, 16, 32])
     >>> encoder(torch.rand(3, 40, 32), torch.tensor([1.0, 0.8, 0.3])).shape
     torch.Size([3, 256])
+    >>> ResNetEncoder(n_mels=32, channels=[4, 8, 16, 32], blocks=[1, 1, 1, 1], block="bottleneck").output_size
+    1024
     """
 
-    def __init__(self, n_mels=128, channels=(32, 64, 128, 256), blocks=(3, 4, 6, 3), use_std=True):
+    def __init__(self, n_mels=128, channels=(32, 64, 128, 256), blocks=(3, 4, 6, 3), use_std=True, *,
+                 block="basic", activation="prelu", flatten="channel_major", variance="biased",
+                 variance_floor="clamp", eps=1e-5):
         super().__init__()
-        self.trunk = ResNetTrunk(n_mels, channels, blocks)
-        self.pooling = StatisticsPooling(use_std=use_std)
+        self.trunk = ResNetTrunk(n_mels, channels, blocks, block, activation, flatten)
+        self.pooling = StatisticsPooling(use_std, eps, variance, variance_floor)
         self.output_size = self.pooling.output_size(self.trunk.output_size)
 
     def forward(self, feats, lengths=None):
@@ -198,8 +341,9 @@ class ResNetEncoder(nn.Module):
 def trunk_lengths(lengths, input_frames, output_frames):
     """Relative lengths after the trunk's three stride-2 stages.
 
-    A stride-2, padding-1 convolution maps ``n`` valid frames to ``ceil(n / 2)``, so an
-    utterance keeps ``ceil(valid / 8)`` frames whether it is alone or padded in a batch.
+    A stride-2, padding-1 convolution maps ``n`` valid frames to ``ceil(n / 2)`` (so does the
+    1x1 stride-2 shortcut, in either block type), so an utterance keeps ``ceil(valid / 8)``
+    frames whether it is alone or padded in a batch.
 
     Example
     -------

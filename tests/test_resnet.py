@@ -1,13 +1,17 @@
 """The paper's ResNet34 lobes (mmer_lobes.resnet): shapes from the conv arithmetic, masked
 statistics pooling against independent torch.mean / torch.std, parameter counts from the
-architecture arithmetic, and argument validation."""
+architecture arithmetic, argument validation, and the options of wespeaker's variants (ReLU,
+bottleneck blocks, unbiased variance, the variance floor, the flattening order)."""
 import pytest
 import torch
 import torch.nn as nn
 
+from mmer_lobes.errors import ProjectError
 from mmer_lobes.resnet import (
     BasicBlock,
+    Bottleneck,
     EmbeddingClassifier,
+    ResNetConfigError,
     ResNetEncoder,
     ResNetTrunk,
     StatisticsPooling,
@@ -374,3 +378,56 @@ def test_wrong_number_of_stages(channels, blocks):
         ResNetTrunk(n_mels=N_MELS, channels=channels, blocks=blocks)
     with pytest.raises(ValueError, match="four stages"):
         ResNetEncoder(n_mels=N_MELS, channels=channels, blocks=blocks)
+
+
+# ----------------------------------------------------------------------------- options (wespeaker's variants)
+
+
+@pytest.mark.parametrize("in_ch,width,stride", [(4, 1, 1), (4, 2, 1), (8, 2, 1), (4, 2, 2)])
+def test_bottleneck_block_shape_and_shortcut(in_ch, width, stride):
+    block = Bottleneck(in_ch, width, stride=stride, activation="relu")
+    assert block(torch.randn(2, in_ch, 9, 13)).shape == (2, 4 * width, conv_out(9, 3, stride), conv_out(13, 3, stride))
+    assert len(block.shortcut) == (0 if stride == 1 and in_ch == 4 * width else 2)
+
+
+@pytest.mark.parametrize("block,expansion,per_block", [("basic", 1, 2), ("bottleneck", 4, 3)])
+@pytest.mark.parametrize("activation", ["prelu", "relu"])
+def test_block_and_activation_options(block, expansion, per_block, activation):
+    encoder = ResNetEncoder(n_mels=N_MELS, channels=SMALL, blocks=[1, 2, 1, 1], block=block, activation=activation)
+    dim = SMALL[-1] * expansion * N_MELS // 8
+    assert encoder.trunk.output_size == dim and encoder.output_size == 2 * dim
+    assert encoder.eval()(torch.randn(2, 37, N_MELS), torch.tensor([1.0, 0.4])).shape == (2, 2 * dim)
+    kinds = [type(m) for m in encoder.modules() if isinstance(m, (nn.PReLU, nn.ReLU))]
+    assert kinds == [nn.PReLU if activation == "prelu" else nn.ReLU] * (1 + 5 * per_block)  # stem + 5 blocks
+    # ReLU only drops the slopes (stem.2, act*): every other parameter keeps its name and shape
+    paper = ResNetEncoder(n_mels=N_MELS, channels=SMALL, blocks=[1, 2, 1, 1], block=block).state_dict()
+    slopes = [k for k in paper if k.startswith("trunk.stem.2.") or ".act" in k] if activation == "relu" else []
+    expected = {k: v.shape for k, v in paper.items() if k not in slopes}
+    assert {k: v.shape for k, v in encoder.state_dict().items()} == expected
+
+
+def test_unbiased_variance_and_the_two_floors():
+    x, lengths, valid = _padded_batch([12, 5, 2, 1], 12, 4)
+    for floor, eps in [("add", 1e-7), ("clamp", 1e-5), ("add", 0.5)]:
+        pooled = StatisticsPooling(variance="unbiased", variance_floor=floor, eps=eps)(x, lengths)
+        for row, frames in enumerate(valid):
+            variance = torch.var(frames, dim=0) if len(frames) > 1 else torch.zeros(4)  # 1 frame: 0, not NaN
+            std = torch.sqrt(variance + eps if floor == "add" else variance.clamp(min=eps))
+            assert torch.allclose(pooled[row], torch.cat([frames.mean(dim=0), std]), atol=1e-5, rtol=0), (floor, row)
+
+
+def test_flatten_orders():
+    encoder = ResNetEncoder(n_mels=N_MELS, channels=SMALL, blocks=FEW).eval()
+    feats = torch.randn(2, 40, N_MELS)
+    four_d = encoder.trunk.stages(encoder.trunk.stem(feats.transpose(1, 2).unsqueeze(1)))  # (2, C, F, 5)
+    assert torch.equal(encoder.trunk(feats)[1, 3], four_d[1, :, :, 3].flatten())  # index c * F + f
+    encoder.trunk.flatten = "frequency_major"
+    assert torch.equal(encoder.trunk(feats)[1, 3], four_d[1, :, :, 3].T.flatten())  # index f * C + c
+
+
+@pytest.mark.parametrize("option,value", [("block", "wide"), ("activation", "gelu"), ("flatten", "time_major"),
+                                          ("variance", "sample"), ("variance_floor", "max")])
+def test_invalid_option_values_are_named(option, value):
+    with pytest.raises(ResNetConfigError, match=f"{option} must be one of .*; got '{value}'") as error:
+        ResNetEncoder(n_mels=N_MELS, channels=SMALL, blocks=FEW, **{option: value})
+    assert isinstance(error.value, ProjectError) and isinstance(error.value, ValueError)
