@@ -53,6 +53,22 @@ def make_activation(activation, channels):
     return nn.ReLU()
 
 
+def shortcut(in_channels, out_channels, stride):
+    """A residual block's shortcut: identity, or a strided 1x1 projection with batch norm
+    where the shape changes (parameter names ``shortcut.0`` / ``shortcut.1``, as wespeaker's).
+
+    Example
+    -------
+    >>> shortcut(8, 8, 1)
+    Sequential()
+    >>> shortcut(8, 16, 2)(torch.rand(1, 8, 10, 10)).shape
+    torch.Size([1, 16, 5, 5])
+    """
+    if stride == 1 and in_channels == out_channels:
+        return nn.Sequential()
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with batch norm and PReLU (or ReLU), plus a (projected) shortcut.
 
@@ -82,12 +98,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.act2 = make_activation(activation, out_channels)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
+        self.shortcut = shortcut(in_channels, out_channels, stride)
 
     def forward(self, x):
         """Applies the block to ``(batch, channels, freq, time)``."""
@@ -134,12 +145,7 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(channels, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.act3 = make_activation(activation, out_channels)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
+        self.shortcut = shortcut(in_channels, out_channels, stride)
 
     def forward(self, x):
         """Applies the block to ``(batch, channels, freq, time)``."""

@@ -35,6 +35,21 @@ def iemocap_manifests(mini_corpora, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def import_recipe():
+    """Imports ``recipes/<name>.py`` as a module (its ``__main__`` block is not run)."""
+    return _import_recipe
+
+
+def _import_recipe(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", os.path.join(REPO_ROOT, "recipes", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
 def run_command():
     """Runs ``python <args>`` from the repository root as a user would type it; fails the
     test with the command's output on a non-zero exit."""

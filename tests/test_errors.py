@@ -1,7 +1,6 @@
 """mmer_lobes.errors: one helper turns a project error into one line and exit code 2, in
 every script. Unit tests of run_script and one_line, the error classes of the project, and
 the scripts as a user types them (a missing data folder: one ``<prog>: error:`` line, 2)."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -22,14 +21,6 @@ from mmer_lobes.text import TextModelError
 from mmer_lobes.transfer import EncoderMismatchError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _recipe(name):
-    """A recipe script imported as a module (its ``__main__`` block is not run)."""
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", os.path.join(REPO_ROOT, "recipes", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ------------------------------------------------------------------------------ run_script
@@ -86,8 +77,8 @@ def test_exit_codes_and_argv(monkeypatch):
 
 
 # --------------------------------------------------------------------------- error classes
-def _project_error_classes():
-    fuse, loso = _recipe("fuse"), _recipe("loso")
+def _project_error_classes(import_recipe):
+    fuse, loso = import_recipe("fuse"), import_recipe("loso")
     from mmer_lobes.fusion import FusionError
 
     return [
@@ -100,18 +91,18 @@ def _project_error_classes():
     ]
 
 
-def test_every_project_error_is_a_project_error_and_keeps_its_old_base():
-    for error_class, old_base in _project_error_classes():
+def test_every_project_error_is_a_project_error_and_keeps_its_old_base(import_recipe):
+    for error_class, old_base in _project_error_classes(import_recipe):
         assert issubclass(error_class, ProjectError), error_class
         assert issubclass(error_class, old_base), error_class  # `except ValueError` still works
         error = error_class("message")
         assert str(error) == "message" and isinstance(error, old_base)
 
 
-def test_a_failed_job_is_not_bad_input():
+def test_a_failed_job_is_not_bad_input(import_recipe):
     """loso.py reports a failed job with its own exit code (1), not as bad input (2)."""
     assert not issubclass(JobError, ProjectError) and issubclass(JobError, RuntimeError)
-    assert _recipe("loso").EXIT_JOB_FAILED == 1
+    assert import_recipe("loso").EXIT_JOB_FAILED == 1
 
 
 # ------------------------------------------------------------ the scripts, as a user types them

@@ -7,7 +7,6 @@ recipe's one-line errors.
 The exported folders are the tiny folds trained by tests/test_interfaces.py (built once per
 session): those tests are slow. The in-place loading tests use a random tiny folder (fast).
 """
-import importlib.util
 import json
 import os
 import re
@@ -50,11 +49,8 @@ def exported(tmp_path_factory, iemocap_manifests, run_command):
 
 
 @pytest.fixture(scope="module")
-def export_module():
-    spec = importlib.util.spec_from_file_location("export_recipe", os.path.join(REPO_ROOT, "recipes", "export.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def export_module(import_recipe):
+    return import_recipe("export")
 
 
 @pytest.fixture

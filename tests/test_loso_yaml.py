@@ -1,6 +1,5 @@
 """hparams/loso_demo.yaml is hparams/loso.yaml plus the demo's overrides (`base: loso.yaml`):
 recipes/loso.py applies them, then the command line's, and refuses a key the base lacks."""
-import importlib.util
 import os
 
 import pytest
@@ -11,11 +10,8 @@ DEMO = os.path.join(REPO, "hparams", "loso_demo.yaml")
 
 
 @pytest.fixture(scope="module")
-def loso():
-    spec = importlib.util.spec_from_file_location("loso_recipe", os.path.join(REPO, "recipes", "loso.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def loso(import_recipe):
+    return import_recipe("loso")
 
 
 def test_the_demo_is_the_base_with_its_overrides(loso):
