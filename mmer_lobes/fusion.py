@@ -42,7 +42,7 @@ Example
 import logging
 
 # The names below are re-exported: recipes, tests and users import them from here.
-from mmer_lobes.fusion_base import ScoreFusion, _as_fusion_error  # noqa: F401
+from mmer_lobes.fusion_base import ScoreFusion  # noqa: F401
 from mmer_lobes.fusion_methods import (  # noqa: F401
     ABSENT_CLASS_LOGIT,
     CONSTANT_STD,
@@ -53,7 +53,6 @@ from mmer_lobes.fusion_methods import (  # noqa: F401
 from mmer_lobes.fusion_rules import (  # noqa: F401
     FusionParamsError,
     LateFusion,
-    _score_arrays,
     log_softmax,
     logreg_scores,
     weighted_scores,
