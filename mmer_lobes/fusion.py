@@ -61,8 +61,6 @@ from mmer_lobes.fusion_rules import (  # noqa: F401
 from mmer_lobes.fusion_search import (  # noqa: F401
     OBJECTIVES,
     FusionError,
-    _check_objective,
-    _check_score_set,
     align_score_sets,
     missing_classes,
     objective_value,
