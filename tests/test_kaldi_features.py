@@ -11,23 +11,7 @@ from speechbrain.processing.features import InputNormalization, make_padding_mas
 from mmer_lobes.audio import load_audio
 from mmer_lobes.errors import ProjectError
 from mmer_lobes.kaldi_features import ClipTooShortError, KaldiFbank, kaldi_frame_count
-
-SAMPLE_RATE = 16000
-
-
-def wespeaker_features(pcm):
-    """wespeaker/cli/speaker.py ``Speaker.compute_features(pcm, 16000, cmn=True)`` for the
-    fbank frontend with the 'hamming' window of the ResNet34 models, copied literally;
-    ``pcm`` is ``(1, samples)`` on the 16-bit integer scale (torchaudio.load with
-    ``normalize=False``, then ``pcm.to(torch.float)``)."""
-    feat = kaldi.fbank(pcm,
-                       num_mel_bins=80,
-                       frame_length=25,
-                       frame_shift=10,
-                       sample_frequency=SAMPLE_RATE,
-                       window_type="hamming")  # [T, D]
-    feat = feat - torch.mean(feat, dim=0)
-    return feat
+from wespeaker_reference import SAMPLE_RATE, wespeaker_features
 
 
 def sentence_mean_norm():

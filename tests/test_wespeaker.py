@@ -1,19 +1,7 @@
-"""Converting wespeaker ResNets (mmer_lobes.wespeaker) against wespeaker's own model code.
-
-wespeaker-unofficial is a test requirement installed with --no-deps (``make test``); importing
-the package runs its ``__init__``, which imports its command line and packages that are not
-installed, so its ``models/pooling_layers.py`` and ``models/resnet.py`` are loaded by file path
-under bare ``wespeaker`` and ``wespeaker.models`` package modules. Nothing is downloaded: the
-models get random weights and random batch-norm statistics.
-"""
-import importlib.util
-import os
-import sys
-import types
-
+"""Converting wespeaker ResNets (mmer_lobes.wespeaker) against wespeaker's own model code
+(tests/wespeaker_reference.py; the ``wespeaker_resnet`` fixture is in conftest.py)."""
 import pytest
 import torch
-import torch.nn as nn
 
 from mmer_lobes.errors import ProjectError
 from mmer_lobes.resnet import ResNetEncoder, length_mask, trunk_lengths
@@ -25,61 +13,7 @@ from mmer_lobes.wespeaker import (
     trunk_prefixes,
 )
 
-FEAT_DIM = 80
-
-
-@pytest.fixture(scope="module")
-def wespeaker_resnet():
-    """wespeaker's ``models/resnet.py`` as a module, without running ``wespeaker/__init__.py``;
-    ``sys.modules`` is restored afterwards."""
-    spec = importlib.util.find_spec("wespeaker")  # finds the top-level package without importing it
-    if spec is None:
-        pytest.skip("wespeaker-unofficial is not installed (make test installs it with --no-deps)")
-    root = list(spec.submodule_search_locations)[0]
-    names = ("wespeaker", "wespeaker.models", "wespeaker.models.pooling_layers", "wespeaker.models.resnet")
-    saved = {name: sys.modules.get(name) for name in names}
-    try:
-        package = types.ModuleType("wespeaker")
-        package.__path__ = [root]
-        models = types.ModuleType("wespeaker.models")
-        models.__path__ = [os.path.join(root, "models")]
-        package.models = models
-        sys.modules.update({"wespeaker": package, "wespeaker.models": models})
-        for name in ("pooling_layers", "resnet"):  # resnet.py imports pooling_layers
-            file_spec = importlib.util.spec_from_file_location(
-                f"wespeaker.models.{name}", os.path.join(root, "models", f"{name}.py"))
-            module = importlib.util.module_from_spec(file_spec)
-            sys.modules[file_spec.name] = module
-            file_spec.loader.exec_module(module)
-            setattr(models, name, module)
-        yield module
-    finally:
-        for name, previous in saved.items():
-            if previous is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = previous
-
-
-def randomise(model, seed=0):
-    """Random batch-norm statistics and affine parameters (so that batch norm is not the
-    identity) on top of PyTorch's random initial weights; eval mode."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
-                n = module.num_features
-                module.running_mean.copy_(torch.rand(n, generator=gen) - 0.5)
-                module.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=gen))
-                module.weight.copy_(0.5 + torch.rand(n, generator=gen))
-                module.bias.copy_(torch.rand(n, generator=gen) - 0.5)
-                module.num_batches_tracked.fill_(int(torch.randint(1, 1000, (1,), generator=gen)))
-    return model.eval()
-
-
-def wespeaker_pooled(model, feats):
-    """wespeaker's pooled statistics: TSTP of its 4-D frame-level features."""
-    return model.pool(model._get_frame_level_feat(feats.clone()))  # it unsqueezes in place
+from wespeaker_reference import FEAT_DIM, randomise, wespeaker_pooled
 
 
 # ResNet34 and ResNet50 as published (ResNet101-293 only have more Bottlenecks), and a small
