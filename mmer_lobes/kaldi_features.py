@@ -274,3 +274,28 @@ class KaldiFbank(torch.nn.Module):
                     use_energy=False,
                 )
         return feats
+
+
+def features_and_lengths(compute_features, wavs, wav_lens):
+    """Features of a padded batch and their relative lengths, for any front end.
+
+    A front end that knows the frames of each clip (:class:`KaldiFbank`) gets the lengths and
+    returns exactly those frames' lengths; any other (SpeechBrain's ``Fbank``) is called on
+    the waveforms alone, and the lengths stay those of the samples.
+
+    Example
+    -------
+    >>> from speechbrain.lobes.features import Fbank
+    >>> wavs, lens = torch.randn(2, 16000), torch.tensor([1.0, 0.5])
+    >>> feats, frame_lens = features_and_lengths(Fbank(n_mels=40), wavs, lens)
+    >>> feats.shape, frame_lens.tolist()
+    (torch.Size([2, 101, 40]), [1.0, 0.5])
+    >>> feats, frame_lens = features_and_lengths(KaldiFbank(), wavs, lens)
+    >>> feats.shape, torch.round(frame_lens * 98).long().tolist()
+    (torch.Size([2, 98, 80]), [98, 48])
+    """
+    if hasattr(compute_features, "relative_frame_lengths"):
+        lengths = wav_lens if wav_lens is not None else torch.ones(wavs.shape[0], device=wavs.device)
+        return (compute_features(wavs, lengths),
+                compute_features.relative_frame_lengths(lengths, wavs.shape[1]))
+    return compute_features(wavs), wav_lens

@@ -40,12 +40,15 @@ from hyperpyyaml.core import recursive_update
 from ruamel.yaml import YAML
 
 from data_prep.iemocap_prepare import prepare_iemocap
+from mmer_lobes.encoder_folders import DEFINITION_FILE, template_path
 from mmer_lobes.errors import ProjectError, one_line, run_script
 from mmer_lobes.files import atomic_write_json, atomic_write_text
+from mmer_lobes.hparams_files import read_yaml_tree
 from mmer_lobes.jobs import Job, JobError, run_jobs, run_option_args
 from mmer_lobes.metrics import plot_confusion_matrix
 from mmer_lobes.report import render_report, subset_confusions, summarize_subsets, summarize_systems
 from mmer_lobes.scores import read_scores
+from mmer_lobes.transfer import ENCODER_FILE
 
 logger = logging.getLogger(__name__)
 # Writes to log.txt only: errors that run_script prints on the console are recorded there.
@@ -85,18 +88,28 @@ def build_jobs(hparams, run_args=()):
 
     encoder, encoder_files = hparams.get("pretrained_encoder"), []
     speaker_jobs = []
-    if encoder:
-        encoder_files = [os.path.join(encoder, "encoder.ckpt")]
-        if not os.path.isfile(encoder_files[0]):
-            raise ExperimentError(f"pretrained_encoder {encoder} holds no encoder.ckpt")
+    if encoder:  # an encoder folder: its definition and its weights
+        encoder_files = [os.path.join(encoder, name) for name in (DEFINITION_FILE, ENCODER_FILE)]
+        missing = [os.path.basename(path) for path in encoder_files if not os.path.isfile(path)]
+        if missing:
+            raise ExperimentError(f"pretrained_encoder {encoder} holds no {' or '.join(missing)}: an encoder "
+                                  "folder is written by recipes/train_speaker.py or mmer-import-encoder")
     else:
         if not hparams["speaker_data_folder"]:
             raise ExperimentError("set pretrained_encoder, or speaker_data_folder to pretrain one")
         speaker_folder = os.path.join(out, "speaker")
+        speaker_hparams = hparams["speaker_hparams"]
+        if not os.path.isfile(speaker_hparams):
+            speaker_hparams = os.path.join(os.path.dirname(RECIPES), speaker_hparams)
+        # The recipe loads its encoder template at run time (not an include): a change of it
+        # changes the job too.
+        template = hparams["speaker_overrides"].get("encoder_template") or \
+            read_yaml_tree(speaker_hparams).get("encoder_template", "paper_resnet34")
         speaker_jobs.append(job(
             "speaker pretraining", "train_speaker.py", hparams["speaker_hparams"],
             {"data_folder": hparams["speaker_data_folder"], **hparams["speaker_overrides"]},
-            speaker_folder, ["verification.json", "encoder/encoder.ckpt"],
+            speaker_folder, ["verification.json", f"encoder/{DEFINITION_FILE}", f"encoder/{ENCODER_FILE}"],
+            input_files=[template_path(template)],
         ))
         encoder = os.path.join(speaker_folder, "encoder")
     # The fold definition goes to both modalities, so their hold-out sets (which fusion is

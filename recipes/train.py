@@ -20,14 +20,18 @@ import sys
 
 import torch
 import speechbrain as sb
+import yaml
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
 from data_prep.iemocap_prepare import prepare_iemocap
 from mmer_lobes.audio import audio_pipeline
+from mmer_lobes.encoder_folders import DEFINITION_FILE, check_encoder_overrides
 from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.evaluation import ScoreCollector
+from mmer_lobes.files import atomic_write_text
 from mmer_lobes.folds import fold_manifest_paths, make_fold
+from mmer_lobes.kaldi_features import features_and_lengths
 from mmer_lobes.labels import load_label_encoder
 from mmer_lobes.resnet import count_parameters
 from mmer_lobes.transfer import load_pretrained_encoder, transfer_param_groups
@@ -42,7 +46,8 @@ class EmotionBrain(sb.Brain):
         """Log-mel -> (training view) -> encoder -> FC layers -> log-posteriors."""
         batch = batch.to(self.device)
         wavs, lens = batch.sig
-        feats = self.modules.mean_var_norm(self.hparams.compute_features(wavs), lens)
+        feats, lens = features_and_lengths(self.hparams.compute_features, wavs, lens)
+        feats = self.modules.mean_var_norm(feats, lens)
         if stage == sb.Stage.TRAIN:
             feats, lens = self.hparams.train_view(feats, lens)
         if self.hparams.mode == "linear_probe":
@@ -127,7 +132,7 @@ def dataio_prep(hparams, fold_paths):
     for split, path in fold_paths.items():
         datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_json(
             path, replacements={"data_root": hparams["data_folder"]},
-            dynamic_items=[audio_pipeline(hparams["sample_rate"]), label_pipeline],
+            dynamic_items=[audio_pipeline(hparams["speech_encoder"]["sample_rate"]), label_pipeline],
             output_keys=["id", "sig", "emo_encoded"],
         )
     # Evaluation batches of similar durations waste less padding.
@@ -145,11 +150,17 @@ def main(argv=None):
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
+    # An encoder folder defines the features and the architecture: refuse a flag against it.
+    check_encoder_overrides(yaml.safe_load(overrides or "{}") or {}, hparams["speech_encoder"],
+                            list(hparams["encoder_values"]))
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    # The encoder definition this fold used, for recipes/export.py and for the record.
+    run_on_main(atomic_write_text, args=[os.path.join(hparams["output_folder"], DEFINITION_FILE),
+                                         hparams["speech_encoder"].text])
     if not hparams["skip_prep"]:
         run_on_main(prepare_iemocap, kwargs={
             "data_folder": hparams["data_folder"], "save_folder": hparams["manifest_folder"],
@@ -166,8 +177,8 @@ def main(argv=None):
     if mode != "scratch" and hparams["use_pretrained"]:
         if not hparams["pretrained_encoder"]:
             raise ProjectError(
-                f"mode {mode} transfers a speaker encoder: pass --pretrained_encoder "
-                "<folder with encoder.ckpt> (from recipes/train_speaker.py), or --use_pretrained False"
+                f"mode {mode} transfers a speaker encoder: pass --pretrained_encoder <encoder folder> "
+                "(from recipes/train_speaker.py or mmer-import-encoder), or --use_pretrained False"
             )
         load_pretrained_encoder(hparams["encoder"], hparams["pretrained_encoder"],
                                 os.path.join(hparams["save_folder"], "pretrained"))

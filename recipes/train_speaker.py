@@ -7,8 +7,8 @@
 Trains speaker classification (AAM-softmax or softmax) on random chunks, validates on whole
 utterances, then scores the trial list with cosine similarity of the 512-d embeddings and
 writes EER / minDCF to ``<output_folder>/verification.json``. The encoder (ResNet trunk +
-pooling) is written to ``<output_folder>/encoder/encoder.ckpt`` for ``recipes/train.py
---pretrained_encoder``. A killed run resumes from its last checkpoint.
+pooling) is written to the encoder folder ``<output_folder>/encoder`` (``encoder.yaml`` +
+``encoder.ckpt``, :mod:`mmer_lobes.encoder_folders`) for ``recipes/train.py --pretrained_encoder``. A killed run resumes from its last checkpoint.
 
 Bad input (a VoxCeleb tree that cannot be prepared, an empty training manifest, an unreadable
 audio file) ends the run with one line, ``train_speaker.py: error: <message>``, and exit
@@ -27,10 +27,11 @@ from tqdm import tqdm
 
 from data_prep.voxceleb_prepare import VoxcelebPrepError, prepare_voxceleb
 from mmer_lobes.audio import audio_pipeline
+from mmer_lobes.encoder_folders import write_encoder_folder
 from mmer_lobes.errors import run_script
 from mmer_lobes.files import atomic_write_json
+from mmer_lobes.kaldi_features import features_and_lengths
 from mmer_lobes.resnet import count_parameters
-from mmer_lobes.transfer import ENCODER_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ class SpeakerBrain(sb.Brain):
         """Log-mel -> (training view) -> encoder -> speaker scores."""
         batch = batch.to(self.device)
         wavs, lens = batch.sig
-        feats = self.modules.mean_var_norm(self.hparams.compute_features(wavs), lens)
+        feats, lens = features_and_lengths(self.hparams.compute_features, wavs, lens)
+        feats = self.modules.mean_var_norm(feats, lens)
         if stage == sb.Stage.TRAIN:
             feats, lens = self.hparams.train_view(feats, lens)
         return self.modules.classifier(self.modules.encoder(feats, lens))
@@ -93,7 +95,8 @@ class SpeakerBrain(sb.Brain):
             for batch in tqdm(loader, desc="embedding trial utterances", dynamic_ncols=True):
                 batch = batch.to(self.device)
                 wavs, lens = batch.sig
-                feats = self.modules.mean_var_norm(self.hparams.compute_features(wavs), lens)
+                feats, lens = features_and_lengths(self.hparams.compute_features, wavs, lens)
+                feats = self.modules.mean_var_norm(feats, lens)
                 vectors = self.modules.classifier.embed(self.modules.encoder(feats, lens))
                 for utt_id, vector in zip(batch.id, vectors.cpu()):
                     embeddings[utt_id] = vector
@@ -120,10 +123,10 @@ def dataio_prep(hparams):
         return speaker_encoder.encode_sequence_torch([spk_id])
 
     for split in ("train", "valid"):
-        sb.dataio.dataset.add_dynamic_item([datasets[split]], audio_pipeline(hparams["sample_rate"], segments))
+        sb.dataio.dataset.add_dynamic_item([datasets[split]], audio_pipeline(hparams["speech_encoder"]["sample_rate"], segments))
         sb.dataio.dataset.add_dynamic_item([datasets[split]], label_pipeline)
         sb.dataio.dataset.set_output_keys([datasets[split]], ["id", "sig", "spk_id_encoded"])
-    sb.dataio.dataset.add_dynamic_item([datasets["test"]], audio_pipeline(hparams["sample_rate"]))
+    sb.dataio.dataset.add_dynamic_item([datasets["test"]], audio_pipeline(hparams["speech_encoder"]["sample_rate"]))
     sb.dataio.dataset.set_output_keys([datasets["test"]], ["id", "sig"])
     speaker_encoder.load_or_create(
         path=os.path.join(hparams["save_folder"], "speaker_encoder.txt"),
@@ -228,17 +231,11 @@ def main(argv=None):
     hparams["train_logger"].log_stats(
         stats_meta={"verification": "cosine"}, test_stats={"EER": results["EER"], "minDCF": results["minDCF"]}
     )
-    export_encoder(modules["encoder"], os.path.join(hparams["output_folder"], "encoder"))
-
-
-def export_encoder(encoder, folder):
-    """Writes the encoder's weights where ``recipes/train.py --pretrained_encoder`` reads them."""
-    os.makedirs(folder, exist_ok=True)
-    target = os.path.join(folder, ENCODER_FILE)
-    temporary = target + ".tmp"
-    torch.save(encoder.state_dict(), temporary)
-    os.replace(temporary, target)
-    logger.info("Encoder written to %s", target)
+    # The encoder folder of recipes/train.py --pretrained_encoder: its definition and weights.
+    folder = os.path.join(hparams["output_folder"], "encoder")
+    write_encoder_folder(folder, hparams["speech_encoder"].text, modules["encoder"].state_dict(),
+                         origin=f"the speaker encoder trained in {hparams['output_folder']}", overwrite=True)
+    logger.info("Encoder folder written to %s", folder)
 
 
 if __name__ == "__main__":

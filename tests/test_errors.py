@@ -126,9 +126,16 @@ def _check_one_error_line(result, prog, *parts):
 def test_train_py_missing_data_folder(tmp_path):
     missing = str(tmp_path / "no_IEMOCAP")
     result = _run(["recipes/train.py", "hparams/resnet_ser.yaml", f"--data_folder={missing}",
-                   f"--output_folder={tmp_path / 'out'}", f"--pretrained_encoder={tmp_path / 'encoder'}"],
-                  REPO_ROOT)
+                   f"--output_folder={tmp_path / 'out'}"], REPO_ROOT)
     _check_one_error_line(result, "train.py", "IEMOCAP data folder does not exist", missing)
+
+
+def test_train_py_missing_encoder_folder_fails_before_any_work(tmp_path):
+    missing = str(tmp_path / "encoder")
+    result = _run(["recipes/train.py", "hparams/resnet_ser.yaml", f"--data_folder={tmp_path / 'no_IEMOCAP'}",
+                   f"--output_folder={tmp_path / 'out'}", f"--pretrained_encoder={missing}"], REPO_ROOT)
+    _check_one_error_line(result, "train.py", "encoder folder not found", missing)
+    assert not os.path.exists(tmp_path / "out")
 
 
 def test_train_speaker_py_missing_data_folder(tmp_path):

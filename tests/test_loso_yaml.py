@@ -23,14 +23,17 @@ def test_the_demo_is_the_base_with_its_overrides(loso):
                        "speaker_overrides", "speech_overrides", "text_overrides", "report_title", "report_notes"}
     assert demo["manifest_folder"] == "results/demo/manifests"  # the base's !ref follows the override
     assert demo["holdout_share"] == 0.25 and demo["paper_results"] == base["paper_results"]
-    assert demo["speaker_overrides"]["n_mels"] == demo["speech_overrides"]["n_mels"] == 64  # the shared anchor
+    assert demo["speaker_overrides"]["embedding_size"] == demo["speech_overrides"]["embedding_size"] == 64  # the shared anchor
+    # the speech folds take the features and the network from the speaker encoder's folder
+    assert demo["speaker_overrides"]["n_mels"] == 64 and "n_mels" not in demo["speech_overrides"]
+    assert "channels" not in demo["speech_overrides"]
 
 
 def test_command_line_overrides_apply_after_the_demo_ones(loso):
     demo = loso.load_experiment(DEMO, "test_sessions: [5]\nspeech_overrides: {number_of_epochs: 2}")
     assert demo["test_sessions"] == [5]
     assert demo["speech_overrides"]["number_of_epochs"] == 2
-    assert demo["speech_overrides"]["channels"] == [4, 8, 16, 32]  # merged, not replaced
+    assert demo["speech_overrides"]["chunk_frames"] == [100]  # merged, not replaced
 
 
 @pytest.mark.parametrize("overrides", ["test_session: [5]", ""])
@@ -40,3 +43,48 @@ def test_a_key_the_base_lacks_is_refused(loso, tmp_path, overrides):
                     + ("" if overrides else "test_sesions: [5]\n"), encoding="utf-8")
     with pytest.raises(loso.ExperimentError, match="'test_sess?ions?' not found"):
         loso.load_experiment(str(demo), overrides)
+
+
+@pytest.mark.parametrize("present, missing", [(["encoder.ckpt"], "encoder.yaml"), ([], "encoder.yaml or encoder.ckpt")])
+def test_an_encoder_folder_must_hold_its_definition_and_weights(loso, tmp_path, present, missing):
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    for name in present:
+        (folder / name).write_bytes(b"")
+    hparams = loso.load_experiment(DEMO, f"pretrained_encoder: {folder}\noutput_folder: {tmp_path / 'out'}")
+    with pytest.raises(loso.ExperimentError, match=f"pretrained_encoder {folder} holds no {missing}: an encoder "
+                                                   "folder is written by recipes/train_speaker.py or mmer-import-encoder"):
+        loso.build_jobs(hparams)
+
+
+def _manifests(tmp_path):
+    """Empty session manifests where the jobs' records look for them."""
+    folder = tmp_path / "out" / "manifests"
+    folder.mkdir(parents=True)
+    for session in range(1, 6):
+        (folder / f"Session{session}.json").write_text("{}")
+
+
+def test_jobs_read_the_encoder_folder_they_are_given(loso, tmp_path):
+    _manifests(tmp_path)
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    for name in ("encoder.yaml", "encoder.ckpt"):
+        (folder / name).write_bytes(b"")
+    hparams = loso.load_experiment(DEMO, f"pretrained_encoder: {folder}\noutput_folder: {tmp_path / 'out'}")
+    speaker_jobs, fold_jobs = loso.build_jobs(hparams)[:2]
+    speech = [job for job in fold_jobs if job.name.startswith("speech_")]
+    assert speech and speaker_jobs == []
+    for job in speech:
+        assert job.overrides["pretrained_encoder"] == str(folder)
+        assert {str(folder / "encoder.yaml"), str(folder / "encoder.ckpt")} <= set(job.definition["input_files"])
+
+
+def test_the_speaker_job_depends_on_its_encoder_template(loso, tmp_path):
+    _manifests(tmp_path)
+    hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}")
+    speaker = loso.build_jobs(hparams)[0][0]
+    assert speaker.name == "speaker pretraining"
+    assert list(speaker.definition["input_files"]) == [os.path.join(REPO, "hparams", "encoders", "paper_resnet34.yaml")]
+    assert [os.path.relpath(f, speaker.output_folder) for f in speaker.done_files] == [
+        "verification.json", "encoder/encoder.yaml", "encoder/encoder.ckpt"]

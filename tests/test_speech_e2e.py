@@ -15,6 +15,8 @@ import soundfile
 import torch
 import yaml
 
+from mmer_lobes.encoder_folders import load_encoder_definition
+from mmer_lobes.resnet import ResNetEncoder
 from mmer_lobes.scores import read_scores
 
 pytestmark = pytest.mark.slow
@@ -40,7 +42,7 @@ def _trial_scores(speaker_run, wav_folder):
     from speechbrain.lobes.features import Fbank
     from speechbrain.processing.features import InputNormalization
 
-    from mmer_lobes.resnet import EmbeddingClassifier, ResNetEncoder
+    from mmer_lobes.resnet import EmbeddingClassifier
 
     exported = torch.load(os.path.join(speaker_run, "encoder", "encoder.ckpt"), weights_only=True)
     save = os.path.join(speaker_run, "save")
@@ -104,6 +106,11 @@ def test_speaker_pretraining_writes_encoder_and_verification(speaker_run, mini_c
         verification["EER"], candidates)
     state = torch.load(os.path.join(speaker_run, "encoder", "encoder.ckpt"), weights_only=True)
     assert "trunk.stem.0.weight" in state and state["trunk.stem.0.weight"].shape[0] == 4
+    # the encoder folder says how it was built: the run's features and architecture
+    definition = load_encoder_definition(os.path.join(speaker_run, "encoder"))
+    assert definition["n_mels"] == 32 and definition["channels"] == [4, 8, 16, 32]
+    assert definition["compute_features"].compute_fbanks.n_mels == 32
+    definition["encoder"].load_state_dict(state, strict=True)
     log = open(os.path.join(speaker_run, "train_log.txt")).read()
     assert "epoch: 2" in log and "EER" in log
 
@@ -298,15 +305,31 @@ def test_killed_run_resumes_from_its_checkpoint(iemocap_manifests, tmp_path, rep
 
 def test_mismatched_encoder_checkpoint_names_the_keys(speaker_run, iemocap_manifests, tmp_path, repo_root):
     data_folder, manifest_folder = iemocap_manifests
-    command = _ser_command(data_folder, str(tmp_path / "bad"), "finetune", os.path.join(speaker_run, "encoder"), 1,
+    # an encoder folder whose checkpoint is not its definition's network
+    folder = tmp_path / "encoder"
+    shutil.copytree(os.path.join(speaker_run, "encoder"), folder)
+    torch.save(ResNetEncoder(n_mels=32, channels=[8, 16, 32, 64]).state_dict(), folder / "encoder.ckpt")
+    command = _ser_command(data_folder, str(tmp_path / "bad"), "finetune", str(folder), 1,
                            f"--manifest_folder={manifest_folder}", "--skip_prep=True")
-    command = [c for c in command if not c.startswith("--channels")] + ["--channels=[8, 16, 32, 64]"]
     result = subprocess.run([sys.executable, *command], cwd=repo_root, capture_output=True, text=True)
     assert result.returncode == 2  # bad input (mmer_lobes.errors.run_script)
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("train.py: error: encoder checkpoint")
     assert "shape mismatch" in last_line and "trunk.stem.0.weight" in last_line
     assert "Traceback" not in result.stderr
+
+
+def test_architecture_flag_against_the_encoder_folder_is_refused(speaker_run, iemocap_manifests, tmp_path, repo_root):
+    data_folder, manifest_folder = iemocap_manifests
+    command = _ser_command(data_folder, str(tmp_path / "bad"), "finetune", os.path.join(speaker_run, "encoder"), 1,
+                           f"--manifest_folder={manifest_folder}", "--skip_prep=True")
+    command = [c for c in command if not c.startswith("--channels")] + ["--channels=[8, 16, 32, 64]"]
+    result = subprocess.run([sys.executable, *command], cwd=repo_root, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"train.py: error: --channels [8, 16, 32, 64] contradicts the encoder folder {speaker_run}/encoder "
+        "(channels: [4, 8, 16, 32]): the folder defines the features and the architecture; drop the override")
+    assert not os.path.exists(tmp_path / "bad" / "hyperparams.yaml")  # refused before the run began
 
 
 @pytest.mark.parametrize("override, message", [
