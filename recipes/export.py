@@ -26,15 +26,17 @@ import tempfile
 
 import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml, resolve_references
+from hyperpyyaml import load_hyperpyyaml
 from ruamel.yaml import YAML
 
 from data_prep.mini_corpora import CORPUS_MARKER
 from mmer_lobes.checkpoints import CompleteCheckpointer
+from mmer_lobes.encoder_folders import DEFINITION_FILE
 from mmer_lobes.errors import ProjectError, one_line, run_script
 from mmer_lobes.exporting.bundle import bundle_source, bundled_names, retarget_tags
 from mmer_lobes.exporting.model_card import model_card
 from mmer_lobes.fusion_rules import LateFusion
+from mmer_lobes.hparams_files import HparamsFileError, compose_yaml, read_yaml_tree, without_blocks
 from mmer_lobes.interfaces import RECOGNIZERS, InputHandling, InterfaceError
 
 INFERENCE_FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hparams", "inference")
@@ -145,7 +147,15 @@ def read_part(kind, folder, keys, files, overrides):
     data_folder = summary["data_folder"]
     summary.update(folder=os.path.abspath(folder), sizes=sizes, metrics=metrics_of(folder),
                    synthetic_corpus=bool(data_folder) and os.path.isfile(os.path.join(str(data_folder), CORPUS_MARKER)))
+    nodes, definition_file = {}, None
+    if kind == "speech":  # the encoder definition the fold was trained with (recipes/train.py writes it)
+        definition_file = os.path.join(folder, DEFINITION_FILE)
+        if not os.path.isfile(definition_file):
+            raise ExportError(f"{folder} holds no {DEFINITION_FILE} (the encoder definition of the fold): "
+                              "it was trained before encoder definitions; train it again")
+        nodes["encoder_definition"] = read_yaml_values(definition_file)
     return {"kind": kind, "values": {**values, **overrides, "n_classes": len(classes)}, "classes": classes,
+            "nodes": nodes, "definition_file": definition_file and os.path.abspath(definition_file),
             "class_file": class_file, "checkpoint": checkpoint, "summary": summary,
             "files": {target: checkpoint.paramfiles[name] for name, target in files.items()}}
 
@@ -167,24 +177,43 @@ def read_fusion(folder, speech_folder, text_folder):
 
 
 def inference_yaml(parts):
-    """The inference YAML to export, its overrides, and the interface class."""
+    """The inference YAML to export, resolved; its path, its overrides and the interface class.
+
+    Each part is its ``hparams/inference/<kind>.yaml`` with the part's values as overrides and
+    its nodes (the speech fold's encoder definition) in place; a speech + text interface is
+    ``multimodal.yaml`` with the two resolved parts in place of its includes.
+    """
     modalities = tuple(part["kind"] for part in parts)
     name = "multimodal" if len(parts) == 2 else modalities[0]
+    texts = {}
     for part in parts:  # nested overrides are not checked by HyperPyYAML: check them here
-        known = set(read_yaml_values(os.path.join(INFERENCE_FOLDER, f"{part['kind']}.yaml")))
-        unknown = sorted(set(part["values"]) - known)
+        path = os.path.join(INFERENCE_FOLDER, f"{part['kind']}.yaml")
+        unknown = sorted(set(part["values"]) - set(read_yaml_values(path)))
         if unknown:
             raise ExportError(f"hparams/inference/{part['kind']}.yaml has no key {unknown[0]} (from {part['kind']}_keys or --{part['kind']}_overrides)")
+        try:
+            texts[part["kind"]] = compose_yaml(path, part["values"], part["nodes"])
+        except HparamsFileError as error:
+            raise ExportError(str(error)) from None
+    path = os.path.join(INFERENCE_FOLDER, f"{name}.yaml")
+    texts = {kind: without_blocks(text) for kind, text in texts.items()}
+    resolved = compose_yaml(path, nodes={kind: read_yaml_tree(text) for kind, text in texts.items()}) \
+        if name == "multimodal" else texts[name]
     overrides = {p["kind"]: p["values"] for p in parts} if name == "multimodal" else parts[0]["values"]
-    return os.path.join(INFERENCE_FOLDER, f"{name}.yaml"), overrides, RECOGNIZERS[modalities]
+    return path, resolved, overrides, RECOGNIZERS[modalities]
+
+
+def encoder_summary(definition):
+    """The class of each object of an encoder definition tree, and its plain values."""
+    classes = {key: str(node.tag.value).rsplit(".", 1)[-1] for key, node in definition.items()
+               if getattr(getattr(node, "tag", None), "value", None)}
+    return {"classes": classes, "values": plain_values(definition)}
 
 
 def write_folder(staging, parts, fusion, settings):
     """Writes every file of the interface folder into ``staging``; returns the export info."""
-    path, overrides, recognizer = inference_yaml(parts)
+    path, resolved, overrides, recognizer = inference_yaml(parts)
     source = bundle_source()
-    with open(path, encoding="utf-8") as handle:
-        resolved = resolve_references(handle, overrides, overrides_must_match=True).getvalue()
     header = (f"# mmer interface, written by recipes/export.py on {datetime.date.today().isoformat()} from\n"
               f"# hparams/inference/{os.path.basename(path)} with the overrides in {INFO_FILE}.\n"
               "# SAFETY: HyperPyYAML builds the objects it names. Only load folders you trust.\n")
@@ -207,12 +236,16 @@ def write_folder(staging, parts, fusion, settings):
     info = {
         "classes": parts[0]["classes"], "modalities": [p["kind"] for p in parts],
         "interface_class": recognizer.__name__, "exported": datetime.datetime.now().isoformat(timespec="seconds"),
-        "inference": {"yaml": f"hparams/inference/{os.path.basename(path)}", "overrides": overrides},
+        "inference": {"yaml": f"hparams/inference/{os.path.basename(path)}", "overrides": overrides,
+                      "encoder_definition": next((p["definition_file"] for p in parts if p["kind"] == "speech"), None)},
         "checkpoints": checkpoints, **{p["kind"]: p["summary"] for p in parts}, "fusion": fusion,
         "synthetic_corpus": any(p["summary"]["synthetic_corpus"] for p in parts),
     }
     loaded = YAML(typ="rt").load(resolved)
     card_settings = {p["kind"]: plain_values(loaded[p["kind"]] if len(parts) == 2 else loaded) for p in parts}
+    if "speech" in card_settings:
+        speech = loaded["speech"] if len(parts) == 2 else loaded
+        card_settings["speech"]["encoder_definition"] = encoder_summary(speech["encoder_definition"])
     if "speech" in card_settings:  # checked here too, for --check=False
         try:
             InputHandling.from_hparams(card_settings["speech"])

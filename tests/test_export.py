@@ -21,6 +21,8 @@ import yaml
 from ruamel.yaml import YAML
 
 from mmer_lobes.audio import load_audio
+from mmer_lobes.encoder_folders import render_template
+from mmer_lobes.hparams_files import compose_yaml, read_yaml_tree
 from mmer_lobes.errors import run_script
 from mmer_lobes.interfaces import (
     INPUT_HANDLING,
@@ -130,9 +132,13 @@ def test_export_folder_layout(exported):
     assert "text_source: &" in text and "!apply:custom_interface.resolve_text_model" in text
     values = read_yaml_values(os.path.join(folder, "hyperparams.yaml"))
     speech, text_part = values["speech"], values["text"]
-    # the trained fold's values (tests/test_interfaces.py TINY_SPEECH) ...
-    assert list(speech["channels"]) == [4, 8, 16, 32] and speech["n_mels"] == 32 and speech["embedding_size"] == 32
-    assert speech["encoder"]["n_mels"] == 32 and speech["compute_features"]["n_mels"] == 32
+    # the trained fold's encoder definition and values (tests/test_interfaces.py TINY_SPEECH) ...
+    definition = speech["encoder_definition"]
+    assert list(definition["channels"]) == [4, 8, 16, 32] and definition["n_mels"] == 32
+    assert speech["embedding_size"] == 32 and "features" not in definition and "architecture" not in speech
+    assert definition["encoder"]["n_mels"] == 32 and definition["compute_features"]["n_mels"] == 32
+    assert speech["encoder"] is definition["encoder"]  # one object, referenced
+    assert definition["encoder"].tag.value == "!new:custom_interface.ResNetEncoder"
     assert speech["n_classes"] == text_part["n_classes"] == 4
     # ... and the input handling of hparams/inference/speech.yaml
     checked_in = read_yaml_values(INFERENCE_YAML["speech"])
@@ -153,7 +159,8 @@ def test_export_folder_layout(exported):
     assert info["interface_class"] == "MultimodalEmotionRecognizer" and info["classes"] == CLASSES
     assert info["inference"]["yaml"] == "hparams/inference/multimodal.yaml"
     overrides = info["inference"]["overrides"]
-    assert overrides["speech"]["n_mels"] == 32 and overrides["speech"]["channels"] == [4, 8, 16, 32]
+    assert overrides["speech"] == {"embedding_size": 32, "n_classes": 4}
+    assert info["inference"]["encoder_definition"] == os.path.join(exported["speech"], "encoder.yaml")
     assert overrides["text"]["text_model"] == trained_text_model
     assert info["fusion"]["params"] == params and set(info["checkpoints"]) == {"encoder", "classifier", "text_classifier"}
     for name, kind in (("iface_speech", "speech"), ("iface_text", "text")):
@@ -252,7 +259,8 @@ def _inputs(fold):
 def test_foreign_class_without_the_project_gives_the_project_scores(exported, name, tmp_path):
     """An exported folder loads with SpeechBrain's foreign_class in a process where importing
     mmer_lobes and data_prep fails, imports neither, and gives the log-posteriors (to 1e-6)
-    of the project's interface on the checked-in inference YAML with the export's overrides."""
+    of the project's interface on the checked-in inference YAML with the export's overrides and
+    encoder definition."""
     folder = exported[name]
     cls, kind = FOLDERS[name]
     info = read_info(folder)
@@ -278,8 +286,7 @@ def test_foreign_class_without_the_project_gives_the_project_scores(exported, na
     assert os.listdir(work) == [] and sorted(os.listdir(folder)) == before  # nothing written
     foreign = torch.load(tmp_path / "out.pt", weights_only=True)
 
-    model = cls.from_hparams(source=folder, hparams_file=INFERENCE_YAML[kind],
-                             overrides=info["inference"]["overrides"])
+    model = cls.from_hparams(source=folder, hparams_file=project_yaml(info, str(tmp_path)))
     # the project's classes, not the folder's bundle
     assert type(model).__module__.startswith("mmer_lobes.interfaces.")
     assert {type(m).__module__.split(".")[0] for m in model.mods.values()} <= {"mmer_lobes", "speechbrain"}
@@ -298,11 +305,35 @@ def test_foreign_class_without_the_project_gives_the_project_scores(exported, na
         np.testing.assert_allclose(foreign["with_text"][1].numpy(), foreign["without_text"][1].numpy(), atol=1e-7)
 
 
+def project_yaml(info, folder):
+    """The exported hyperparams.yaml as the project composes it, before its tags are pointed at
+    custom_interface: the checked-in inference YAMLs with the overrides and the fold's encoder
+    definition that export_info.json records. Written to ``folder``; returns its path."""
+    inference, modalities = info["inference"], info["modalities"]
+    parts = {}
+    for kind in modalities:
+        values = inference["overrides"][kind] if len(modalities) == 2 else inference["overrides"]
+        nodes = {"encoder_definition": read_yaml_tree(inference["encoder_definition"])} if kind == "speech" else None
+        parts[kind] = compose_yaml(INFERENCE_YAML[kind], values, nodes)
+    text = parts[modalities[0]] if len(modalities) == 1 else \
+        compose_yaml(INFERENCE_YAML["multimodal"], nodes={kind: read_yaml_tree(part) for kind, part in parts.items()})
+    path = os.path.join(folder, "project.yaml")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
+def write_tiny_definition(folder, **changes):
+    """The encoder definition of the tiny interface's network (with ``changes``), and the
+    overrides that put it into the checked-in inference YAML."""
+    path = os.path.join(folder, "encoder.yaml")
+    values = {"n_mels": 16, "channels": [2, 4, 4, 8], "blocks": [1, 1, 1, 1], **changes}
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(render_template("paper_resnet34", values))
+    return f"encoder_definition: !include:{path}\nembedding_size: 8\nn_classes: 4\n"
+
+
 # ------------------------------------- interface folders load in place (fast) ----
-
-TINY_OVERRIDES = {"n_mels": 16, "channels": [2, 4, 4, 8], "blocks": [1, 1, 1, 1], "embedding_size": 8,
-                  "n_classes": 4}
-
 
 def write_tiny_interface(folder):
     """A speech interface folder in the layout of recipes/export.py (random tiny model), its
@@ -401,7 +432,7 @@ def test_loading_without_savedir_writes_nothing(tmp_path, monkeypatch, legacy):
         scores.append(out_prob)
     # the checked-in inference YAML against the folder's checkpoints: the same model
     model = SpeechEmotionRecognizer.from_hparams(source=folder, hparams_file=INFERENCE_YAML["speech"],
-                                                 overrides=TINY_OVERRIDES)
+                                                 overrides=write_tiny_definition(str(tmp_path)))
     assert model.input_handling.silence_rms == 1e-4
     scores.append(model.classify_batch(wav)[0])
     for other in scores[1:]:
@@ -417,9 +448,9 @@ def test_loading_without_savedir_writes_nothing(tmp_path, monkeypatch, legacy):
 def test_a_checkpoint_that_does_not_fit_is_an_error(tmp_path):
     """Checkpoints load strictly: the YAML's architecture must be the checkpoint's."""
     folder = write_tiny_interface(str(tmp_path / "iface"))
+    overrides = write_tiny_definition(str(tmp_path), channels=[2, 4, 8, 8])
     with pytest.raises(InterfaceError, match="encoder.ckpt does not fit ResNetEncoder"):
-        SpeechEmotionRecognizer.from_hparams(source=folder, hparams_file=INFERENCE_YAML["speech"],
-                                             overrides=dict(TINY_OVERRIDES, channels=[2, 4, 8, 8]))
+        SpeechEmotionRecognizer.from_hparams(source=folder, hparams_file=INFERENCE_YAML["speech"], overrides=overrides)
     with pytest.raises(InterfaceError, match="holds no hyperparams.yaml"):
         SpeechEmotionRecognizer.from_hparams(source=str(tmp_path))
 

@@ -25,6 +25,8 @@ BUNDLED_MODULES = (
     "mmer_lobes.errors",
     "mmer_lobes.audio",
     "mmer_lobes.resnet",
+    "mmer_lobes.kaldi_features",
+    "mmer_lobes.embedding_encoder",
     "mmer_lobes.text",
     "mmer_lobes.fusion_rules",
     "mmer_lobes.interfaces.inputs",

@@ -62,6 +62,28 @@ def front_matter(info, license_name):
     return yaml.safe_dump(card, sort_keys=False, width=100).strip()
 
 
+def describe_encoder(settings):
+    """One sentence on the speech model: its encoder definition's classes and values, and
+    the new FC layers.
+
+    Example
+    -------
+    >>> describe_encoder({"embedding_size": 64, "encoder_definition": {
+    ...     "classes": {"compute_features": "KaldiFbank", "mean_var_norm": "InputNormalization",
+    ...                 "encoder": "ResNetEncoder"},
+    ...     "values": {"sample_rate": 16000, "n_mels": 80, "blocks": [3, 4, 6, 3], "activation": "relu"}}})
+    'encoder `ResNetEncoder` (n_mels 80, blocks 3-4-6-3, activation relu) on `KaldiFbank` features with `InputNormalization`, 16000 Hz; new FC layers with a 64-d embedding and the emotion output.'
+    """
+    definition = settings["encoder_definition"]
+    classes, values = definition["classes"], definition["values"]
+    shown = ", ".join(f"{key} {'-'.join(map(str, value)) if isinstance(value, list) else value}"
+                      for key, value in values.items() if key != "sample_rate")
+    network = classes["encoder"] + (f"` around `{classes['embedding_model']}" if "embedding_model" in classes else "")
+    return (f"encoder `{network}` ({shown}) on `{classes['compute_features']}` features with "
+            f"`{classes['mean_var_norm']}`, {values.get('sample_rate')} Hz; new FC layers with a "
+            f"{settings['embedding_size']}-d embedding and the emotion output.")
+
+
 def model_card(info, settings, license_name="other"):
     """The card's Markdown. ``info`` is the folder's ``export_info.json`` content, ``settings``
     the plain values of the folder's speech and text YAML parts.
@@ -85,12 +107,9 @@ def model_card(info, settings, license_name="other"):
                               f"{100 * float(entry['error_rate']):.2f} % |")
     if speech:
         arch = settings["speech"]
-        lines["models"].append(
-            f"- **speech**: ResNet34 ({'-'.join(map(str, arch['blocks']))} BasicBlocks, channels "
-            f"{'-'.join(map(str, arch['channels']))}), {'statistics' if arch['use_std_pooling'] else 'mean'} "
-            f"pooling, {arch['embedding_size']}-d embedding; {arch['n_mels']} log-mel bands, sentence "
-            f"mean/variance normalisation, {arch['sample_rate']} Hz. Trained by `{speech.get('mode')}`"
-            + (f" from the speaker encoder `{speech['pretrained_encoder']}`" if speech.get("pretrained_encoder") else "") + ".")
+        lines["models"].append(f"- **speech**: {describe_encoder(arch)} Trained by `{speech.get('mode')}`"
+                               + (f" from the speaker encoder `{speech['pretrained_encoder']}`"
+                                  if speech.get("pretrained_encoder") else "") + ".")
         lines["results"].append(f"| speech | {_figure(speech['metrics'].get('test'), 'UA')} | "
                                 f"{_figure(speech['metrics'].get('test'), 'WA')} |")
         lines["inputs"] += [

@@ -29,6 +29,7 @@ from mmer_lobes.interfaces.inputs import (
 )
 from mmer_lobes.interfaces.loading import FolderInterface, label_order
 from mmer_lobes.interfaces.results import BatchPrediction
+from mmer_lobes.kaldi_features import features_and_lengths
 
 
 class SpeechEmotionRecognizer(FolderInterface):
@@ -107,7 +108,7 @@ class SpeechEmotionRecognizer(FolderInterface):
 
     def _features(self, wavs, wav_lens):
         wavs, wav_lens = wavs.to(self.device).float(), wav_lens.to(self.device).float()
-        feats = self.mods.compute_features(wavs)
+        feats, wav_lens = features_and_lengths(self.mods.compute_features, wavs, wav_lens)
         feats = self.mods.mean_var_norm(feats, wav_lens)
         return self.mods.encoder(feats, wav_lens)
 
