@@ -258,11 +258,12 @@ class KaldiFbank(torch.nn.Module):
         # A single call on the flattened batch (rows padded to whole shifts, so every row
         # starts on a frame boundary) gives the same frames but measured 1.4-2x slower on
         # CPU, its (batch * frames, 512) intermediates falling out of cache.
-        feats = wavs.new_zeros((batch, total, self.n_mels), dtype=working_dtype)
+        feats = wavs.new_empty((batch, total, self.n_mels), dtype=working_dtype)
         # The power spectrum of 16-bit-scale audio overflows half precision: never autocast.
         with torch.autocast(device_type=wavs.device.type, enabled=False):
             for item, (wav, samples) in enumerate(zip(wavs.to(working_dtype), samples_per_clip)):
                 frames = kaldi_frame_count(samples, self.window_size, self.window_shift)
+                feats[item, frames:] = 0  # only the padding: one pass over the batch, not two
                 feats[item, :frames] = kaldi.fbank(
                     wav[None, :samples] * self.scale,
                     num_mel_bins=self.n_mels,

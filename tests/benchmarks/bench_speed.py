@@ -7,7 +7,8 @@ Speech figures are audio seconds processed per wall second (a batch of 32 segmen
 log-mel features precomputed); the named baseline, run in the same process on the same
 input, is SpeechBrain's ECAPA-TDNN speaker encoder (lobes.models.ECAPA_TDNN, its recipe's
 default size), so each row also reads as a ratio against it. Text figures are utterances
-per second with the default MiniLM model.
+per second with the default MiniLM model. The filterbank front ends are timed on a padded
+batch of clips of mixed lengths, against a per-utterance loop of torchaudio's Kaldi filterbank.
 
 The real-time factor (processing seconds per audio second, lower is faster) of
 ``classify_file`` is measured on the interfaces of mmer_lobes.interfaces built from
@@ -30,6 +31,7 @@ from mmer_lobes.files import atomic_write_text
 from mmer_lobes.resnet import EmbeddingClassifier, ResNetEncoder
 
 BATCH, SECONDS, FRAMES_PER_SECOND, REPEATS = 32, 2.0, 100, 3
+FRONT_END_REPEATS = 20  # the front ends take tens of milliseconds: best of 3 is noise
 CLIP_SECONDS = (5.0, 60.0)  # a typical IEMOCAP segment; a long recording (windowed)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -169,6 +171,40 @@ class _EcapaHead(torch.nn.Module):
         return self.linear(x.reshape(x.shape[0], -1))
 
 
+def front_end_times():
+    """Seconds for the filterbanks of a padded batch of 32 clips of 2-12 s (IEMOCAP-like):
+    ``{name: seconds}``, the first the baseline: a per-utterance loop of torchaudio's Kaldi
+    filterbank over each clip alone (as wespeaker computes them), padded into a batch."""
+    import torchaudio.compliance.kaldi as kaldi
+    from speechbrain.lobes.features import Fbank
+
+    from mmer_lobes.kaldi_features import KaldiFbank
+
+    gen = torch.Generator().manual_seed(0)
+    samples = [int(16000 * s) for s in (2 + 10 * torch.rand(BATCH, generator=gen)).tolist()]
+    clips = [torch.randn(n, generator=gen) * 0.1 for n in samples]
+    wavs = torch.zeros(BATCH, max(samples))
+    for row, clip in enumerate(clips):
+        wavs[row, : len(clip)] = clip
+    lens = torch.tensor(samples, dtype=torch.float32) / max(samples)
+    fbank, sb_fbank = KaldiFbank().eval(), Fbank(n_mels=80)
+
+    def loop():
+        return [kaldi.fbank(clip[None] * 32768, num_mel_bins=80, window_type="hamming", use_energy=False)
+                for clip in clips]
+
+    with torch.no_grad():
+        return {
+            "torchaudio kaldi.fbank, one clip at a time, then padded into a batch — baseline":
+                best_time(lambda: torch.nn.utils.rnn.pad_sequence(loop(), batch_first=True), FRONT_END_REPEATS),
+            "torchaudio kaldi.fbank, one clip at a time, left unpadded (the floor)": best_time(loop, FRONT_END_REPEATS),
+            "mmer KaldiFbank, the padded batch (exact frame lengths)":
+                best_time(lambda: fbank(wavs, lens), FRONT_END_REPEATS),
+            "SpeechBrain Fbank, the padded batch (80 mels; padding computed too)":
+                best_time(lambda: sb_fbank(wavs), FRONT_END_REPEATS),
+        }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="results/bench.md")
@@ -190,6 +226,7 @@ def main():
         rows.append((label, train, infer))
     text_train, text_infer = text_rates()
     factors = real_time_factors(ecapa)
+    front_ends = front_end_times()
 
     lines = [
         "# Speed benchmark",
@@ -221,6 +258,16 @@ def main():
             base = next(iter(factors[seconds].values()))
             cells.append(f"{factors[seconds][name]:.3f} | {factors[seconds][name] / base:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    base = next(iter(front_ends.values()))
+    lines += [
+        "",
+        f"Filterbanks of a padded batch of {BATCH} clips of 2-12 s ("
+        f"best of {FRONT_END_REPEATS}; × baseline is time over the baseline's, lower is faster):",
+        "",
+        "| front end | seconds | × baseline |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {name} | {seconds:.3f} | {seconds / base:.2f} |" for name, seconds in front_ends.items()]
     lines.append("")
     report = "\n".join(lines)
     atomic_write_text(args.output, report)
