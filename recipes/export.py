@@ -215,7 +215,7 @@ def write_folder(staging, parts, fusion, settings):
     path, resolved, overrides, recognizer = inference_yaml(parts)
     source = bundle_source()
     header = (f"# mmer interface, written by recipes/export.py on {datetime.date.today().isoformat()} from\n"
-              f"# hparams/inference/{os.path.basename(path)} with the overrides in {INFO_FILE}.\n"
+              f"# hparams/inference/{os.path.basename(path)} with the overrides and the encoder definition in {INFO_FILE}.\n"
               "# SAFETY: HyperPyYAML builds the objects it names. Only load folders you trust.\n")
     with open(os.path.join(staging, "hyperparams.yaml"), "w", encoding="utf-8") as handle:
         handle.write(header + retarget_tags(resolved, bundled_names(source)))

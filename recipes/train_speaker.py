@@ -8,7 +8,8 @@ Trains speaker classification (AAM-softmax or softmax) on random chunks, validat
 utterances, then scores the trial list with cosine similarity of the 512-d embeddings and
 writes EER / minDCF to ``<output_folder>/verification.json``. The encoder (ResNet trunk +
 pooling) is written to the encoder folder ``<output_folder>/encoder`` (``encoder.yaml`` +
-``encoder.ckpt``, :mod:`mmer_lobes.encoder_folders`) for ``recipes/train.py --pretrained_encoder``. A killed run resumes from its last checkpoint.
+``encoder.ckpt``, :mod:`mmer_lobes.encoder_folders`) for ``recipes/train.py
+--pretrained_encoder``. A killed run resumes from its last checkpoint.
 
 Bad input (a VoxCeleb tree that cannot be prepared, an empty training manifest, an unreadable
 audio file) ends the run with one line, ``train_speaker.py: error: <message>``, and exit
