@@ -25,7 +25,7 @@ from hyperpyyaml import load_hyperpyyaml
 from ruamel.yaml import YAML
 
 from mmer_lobes.errors import ProjectError, one_line
-from mmer_lobes.hparams_files import HPARAMS_FOLDER, HparamsFileError, compose_yaml, read_yaml_tree, without_blocks
+from mmer_lobes.hparams_files import HPARAMS_FOLDER, HparamsFileError, compose_yaml, parse_yaml_tree, without_blocks
 from mmer_lobes.transfer import ENCODER_FILE, state_dict_mismatch
 
 DEFINITION_FILE = "encoder.yaml"
@@ -85,7 +85,7 @@ def definition_text(resolved):
     >>> print(definition_text("# template\\nfeatures: {n_mels: 128}\\nn_mels: 64\\n"), end="")
     n_mels: 64
     """
-    tree = read_yaml_tree(without_blocks(resolved))
+    tree = parse_yaml_tree(without_blocks(resolved))
     tree.ca.comment = None
     stream = io.StringIO()
     YAML(typ="rt").dump(tree, stream)

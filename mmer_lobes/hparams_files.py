@@ -21,22 +21,33 @@ class HparamsFileError(ProjectError, ValueError):
     """A YAML file that cannot be read or composed."""
 
 
-def read_yaml_tree(source):
-    """The round-trip tree of a YAML file or text: tags kept, no object built.
+def parse_yaml_tree(text):
+    """The round-trip tree of a YAML text: tags kept, no object built.
 
     Example
     -------
-    >>> tree = read_yaml_tree("encoder: !new:torch.nn.Linear [2, 3]")
+    >>> tree = parse_yaml_tree("encoder: !new:torch.nn.Linear [2, 3]")
     >>> tree["encoder"].tag.value, list(tree["encoder"])
     ('!new:torch.nn.Linear', [2, 3])
     """
-    if "\n" not in source and source.endswith((".yaml", ".yml")):
-        try:
-            with open(source, encoding="utf-8") as handle:
-                return YAML(typ="rt").load(handle)
-        except OSError as error:
-            raise HparamsFileError(f"cannot read {source} ({error.strerror})") from None
-    return YAML(typ="rt").load(source)
+    return YAML(typ="rt").load(text)
+
+
+def read_yaml_file(path):
+    """The round-trip tree of a YAML file (:func:`parse_yaml_tree`).
+
+    Example
+    -------
+    >>> read_yaml_file("no/such.yaml")
+    Traceback (most recent call last):
+    ...
+    mmer_lobes.hparams_files.HparamsFileError: cannot read no/such.yaml (No such file or directory)
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return parse_yaml_tree(handle)
+    except OSError as error:
+        raise HparamsFileError(f"cannot read {path} ({error.strerror})") from None
 
 
 def compose_yaml(path, values=None, nodes=None):
@@ -50,7 +61,7 @@ def compose_yaml(path, values=None, nodes=None):
     values : dict, optional
         Overrides of keys that the file has (a key it lacks is an error).
     nodes : dict, optional
-        ``{key: node}``: round-trip nodes (from :func:`read_yaml_tree`) put in place of the
+        ``{key: node}``: round-trip nodes (from :func:`parse_yaml_tree`) put in place of the
         file's top-level ``key``, whole.
 
     Example
@@ -62,12 +73,12 @@ def compose_yaml(path, values=None, nodes=None):
     >>> print(compose_yaml(path, values={"size": 4}), end="")
     size: 4
     model: !new:torch.nn.Linear [4, 3]
-    >>> swapped = read_yaml_tree("model: !new:torch.nn.Identity")["model"]
+    >>> swapped = parse_yaml_tree("model: !new:torch.nn.Identity")["model"]
     >>> print(compose_yaml(path, nodes={"model": swapped}), end="")
     size: 2
     model: !new:torch.nn.Identity
     """
-    tree = read_yaml_tree(path)
+    tree = read_yaml_file(path)
     for key, node in (nodes or {}).items():
         if key not in tree:
             raise HparamsFileError(f"{path} has no key {key} to replace")
@@ -87,7 +98,7 @@ def is_value_block(node):
 
     Example
     -------
-    >>> tree = read_yaml_tree("a: {n: 1, m: [2, 3]}\\nb: {x: !new:torch.nn.Identity }\\nc: 4")
+    >>> tree = parse_yaml_tree("a: {n: 1, m: [2, 3]}\\nb: {x: !new:torch.nn.Identity }\\nc: 4")
     >>> [is_value_block(tree[key]) for key in "abc"]
     [True, False, False]
     """
@@ -120,7 +131,7 @@ def without_blocks(resolved):
     n_mels: 64
     encoder: !new:torch.nn.Identity
     """
-    tree = read_yaml_tree(resolved)
+    tree = parse_yaml_tree(resolved)
     for key in [key for key, value in tree.items() if is_value_block(value)]:
         del tree[key]
     stream = io.StringIO()

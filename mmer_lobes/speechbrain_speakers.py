@@ -15,7 +15,7 @@ from hyperpyyaml import load_hyperpyyaml, resolve_references
 from mmer_lobes.embedding_encoder import EmbeddingEncoder
 from mmer_lobes.encoder_folders import EncoderFolderError, render_template
 from mmer_lobes.errors import one_line
-from mmer_lobes.hparams_files import read_yaml_tree
+from mmer_lobes.hparams_files import parse_yaml_tree
 from mmer_lobes.transfer import state_dict_mismatch
 
 HUB_FILES = {"hyperparams": "hyperparams.yaml", "embedding_model": "embedding_model.ckpt",
@@ -103,7 +103,7 @@ def import_speechbrain_folder(folder):
         output_size = int(model(feats, torch.ones(1)).reshape(1, -1).shape[1])
     encoder = EmbeddingEncoder(model, output_size)
     encoder.embedding_mean, encoder.embedding_std = _embedding_norm(folder, hub, output_size)
-    tree = read_yaml_tree(resolved)
+    tree = parse_yaml_tree(resolved)
     # the front end's own rate (SpeechBrain's Fbank keeps it in its STFT), else the YAML's key
     stft = getattr(hub["compute_features"], "compute_STFT", None)
     sample_rate = int(getattr(stft, "sample_rate", hub.get("sample_rate", 16000)))

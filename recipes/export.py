@@ -27,7 +27,6 @@ import tempfile
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from ruamel.yaml import YAML
 
 from data_prep.mini_corpora import CORPUS_MARKER
 from mmer_lobes.checkpoints import CompleteCheckpointer
@@ -36,7 +35,7 @@ from mmer_lobes.errors import ProjectError, one_line, run_script
 from mmer_lobes.exporting.bundle import bundle_source, bundled_names, retarget_tags
 from mmer_lobes.exporting.model_card import model_card
 from mmer_lobes.fusion_rules import LateFusion
-from mmer_lobes.hparams_files import HparamsFileError, compose_yaml, read_yaml_tree, without_blocks
+from mmer_lobes.hparams_files import HparamsFileError, compose_yaml, parse_yaml_tree, read_yaml_file, without_blocks
 from mmer_lobes.interfaces import RECOGNIZERS, InputHandling, InterfaceError
 
 INFERENCE_FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hparams", "inference")
@@ -52,10 +51,9 @@ class ExportError(ProjectError, ValueError):
 def read_yaml_values(path):
     """A YAML file read without building any object (ruamel round-trip: tags kept)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return YAML(typ="rt").load(handle)
-    except OSError as error:
-        raise ExportError(f"cannot read {path} ({error.strerror}): is it a recipe output folder?") from None
+        return read_yaml_file(path)
+    except HparamsFileError as error:
+        raise ExportError(f"{error}: is it a recipe output folder?") from None
 
 
 def plain(value, key, path):
@@ -197,7 +195,7 @@ def inference_yaml(parts):
             raise ExportError(str(error)) from None
     path = os.path.join(INFERENCE_FOLDER, f"{name}.yaml")
     texts = {kind: without_blocks(text) for kind, text in texts.items()}
-    resolved = compose_yaml(path, nodes={kind: read_yaml_tree(text) for kind, text in texts.items()}) \
+    resolved = compose_yaml(path, nodes={kind: parse_yaml_tree(text) for kind, text in texts.items()}) \
         if name == "multimodal" else texts[name]
     overrides = {p["kind"]: p["values"] for p in parts} if name == "multimodal" else parts[0]["values"]
     return path, resolved, overrides, RECOGNIZERS[modalities]
@@ -241,7 +239,7 @@ def write_folder(staging, parts, fusion, settings):
         "checkpoints": checkpoints, **{p["kind"]: p["summary"] for p in parts}, "fusion": fusion,
         "synthetic_corpus": any(p["summary"]["synthetic_corpus"] for p in parts),
     }
-    loaded = YAML(typ="rt").load(resolved)
+    loaded = parse_yaml_tree(resolved)
     card_settings = {p["kind"]: plain_values(loaded[p["kind"]] if len(parts) == 2 else loaded) for p in parts}
     if "speech" in card_settings:
         speech = loaded["speech"] if len(parts) == 2 else loaded

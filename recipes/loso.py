@@ -43,7 +43,7 @@ from data_prep.iemocap_prepare import prepare_iemocap
 from mmer_lobes.encoder_folders import DEFINITION_FILE, template_path
 from mmer_lobes.errors import ProjectError, one_line, run_script
 from mmer_lobes.files import atomic_write_json, atomic_write_text
-from mmer_lobes.hparams_files import read_yaml_tree
+from mmer_lobes.hparams_files import read_yaml_file
 from mmer_lobes.jobs import Job, JobError, run_jobs, run_option_args
 from mmer_lobes.metrics import plot_confusion_matrix
 from mmer_lobes.report import render_report, subset_confusions, summarize_subsets, summarize_systems
@@ -104,7 +104,7 @@ def build_jobs(hparams, run_args=()):
         # The recipe loads its encoder template at run time (not an include): a change of it
         # changes the job too.
         template = hparams["speaker_overrides"].get("encoder_template") or \
-            read_yaml_tree(speaker_hparams).get("encoder_template", "paper_resnet34")
+            read_yaml_file(speaker_hparams).get("encoder_template", "paper_resnet34")
         speaker_jobs.append(job(
             "speaker pretraining", "train_speaker.py", hparams["speaker_hparams"],
             {"data_folder": hparams["speaker_data_folder"], **hparams["speaker_overrides"]},

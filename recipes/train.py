@@ -20,7 +20,6 @@ import sys
 
 import torch
 import speechbrain as sb
-import yaml
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
@@ -31,6 +30,7 @@ from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.evaluation import ScoreCollector
 from mmer_lobes.files import atomic_write_text
 from mmer_lobes.folds import fold_manifest_paths, make_fold
+from mmer_lobes.hparams_files import parse_yaml_tree
 from mmer_lobes.kaldi_features import features_and_lengths
 from mmer_lobes.labels import load_label_encoder
 from mmer_lobes.resnet import count_parameters
@@ -151,7 +151,7 @@ def main(argv=None):
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     # An encoder folder defines the features and the architecture: refuse a flag against it.
-    check_encoder_overrides(yaml.safe_load(overrides or "{}") or {}, hparams["speech_encoder"],
+    check_encoder_overrides(parse_yaml_tree(overrides or "{}") or {}, hparams["speech_encoder"],
                             list(hparams["encoder_values"]))
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],

@@ -22,7 +22,7 @@ from ruamel.yaml import YAML
 
 from mmer_lobes.audio import load_audio
 from mmer_lobes.encoder_folders import render_template
-from mmer_lobes.hparams_files import compose_yaml, read_yaml_tree
+from mmer_lobes.hparams_files import compose_yaml, parse_yaml_tree, read_yaml_file
 from mmer_lobes.errors import run_script
 from mmer_lobes.interfaces import (
     INPUT_HANDLING,
@@ -313,10 +313,10 @@ def project_yaml(info, folder):
     parts = {}
     for kind in modalities:
         values = inference["overrides"][kind] if len(modalities) == 2 else inference["overrides"]
-        nodes = {"encoder_definition": read_yaml_tree(inference["encoder_definition"])} if kind == "speech" else None
+        nodes = {"encoder_definition": read_yaml_file(inference["encoder_definition"])} if kind == "speech" else None
         parts[kind] = compose_yaml(INFERENCE_YAML[kind], values, nodes)
     text = parts[modalities[0]] if len(modalities) == 1 else \
-        compose_yaml(INFERENCE_YAML["multimodal"], nodes={kind: read_yaml_tree(part) for kind, part in parts.items()})
+        compose_yaml(INFERENCE_YAML["multimodal"], nodes={kind: parse_yaml_tree(part) for kind, part in parts.items()})
     path = os.path.join(folder, "project.yaml")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from mmer_lobes.hparams_files import read_yaml_tree
+from mmer_lobes.hparams_files import read_yaml_file
 from test_import_encoder import run_import, write_speechbrain_folder, write_wespeaker_folder
 
 pytestmark = pytest.mark.slow
@@ -78,7 +78,7 @@ def test_exported_fold_predicts_what_the_recipe_scored(imported_fold, iemocap_ma
                              f"--output_folder={tmp_path / 'model'}"], capture_output=True, text=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert result.returncode == 0, result.stderr[-3000:]
-    exported = read_yaml_tree(str(tmp_path / "model" / "hyperparams.yaml"))
+    exported = read_yaml_file(str(tmp_path / "model" / "hyperparams.yaml"))
     assert exported["encoder_definition"]["compute_features"].tag.value == FRONT_ENDS[kind]
     card = open(tmp_path / "model" / "README.md").read()
     assert NETWORKS[kind] in card
