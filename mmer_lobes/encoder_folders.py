@@ -25,8 +25,9 @@ from hyperpyyaml import load_hyperpyyaml
 from ruamel.yaml import YAML
 
 from mmer_lobes.errors import ProjectError, one_line
-from mmer_lobes.hparams_files import HPARAMS_FOLDER, HparamsFileError, compose_yaml, parse_yaml_tree, without_blocks
-from mmer_lobes.transfer import ENCODER_FILE, state_dict_mismatch
+from mmer_lobes.hparams_files import (HPARAMS_FOLDER, HparamsFileError, compose_yaml, parse_yaml_tree, plain_values,
+                                      without_blocks)
+from mmer_lobes.transfer import ENCODER_FILE, describe_mismatch, state_dict_mismatch
 
 DEFINITION_FILE = "encoder.yaml"
 DEFINED_KEYS = ("sample_rate", "compute_features", "mean_var_norm", "encoder")
@@ -47,7 +48,8 @@ class EncoderDefinition(dict):
         self.folder = folder
 
     def plain_values(self):
-        """The definition's plain values (numbers, strings, lists), by key.
+        """The definition's plain values (numbers, strings, lists, mappings of them), by key,
+        read from its text.
 
         Example
         -------
@@ -56,9 +58,7 @@ class EncoderDefinition(dict):
         >>> values["n_mels"], values["channels"], "encoder" in values
         (40, [4, 8, 16, 32], False)
         """
-        return {key: value for key, value in self.items()
-                if isinstance(value, (bool, int, float, str, list)) and
-                all(isinstance(item, (bool, int, float, str)) for item in (value if isinstance(value, list) else []))}
+        return plain_values(parse_yaml_tree(self.text))
 
 
 def template_path(name):
@@ -179,7 +179,7 @@ def check_encoder_overrides(overrides, definition, keys):
 
     Example
     -------
-    >>> definition = EncoderDefinition({"n_mels": 80}, "", folder="enc")
+    >>> definition = EncoderDefinition({"n_mels": 80}, "n_mels: 80\\n", folder="enc")
     >>> check_encoder_overrides({"n_mels": 80, "lr": 0.1}, definition, ["n_mels", "win_length"])
     >>> check_encoder_overrides({"n_mels": 128}, definition, ["n_mels"])
     Traceback (most recent call last):
@@ -206,10 +206,14 @@ def check_encoder_overrides(overrides, definition, keys):
                                      "architecture; drop the override")
 
 
-def write_encoder_folder(folder, text, state_dict, origin, overwrite=False):
-    """Writes an encoder folder (``encoder.yaml`` + ``encoder.ckpt``) after checking that the
-    definition builds and that ``state_dict`` fits its encoder exactly; all or nothing.
-    ``origin`` (what the encoder comes from) heads ``encoder.yaml`` as a comment.
+def write_encoder_folder(folder, text, state_dict, origin, overwrite=False, verify=None):
+    """Writes an encoder folder (``encoder.yaml`` + ``encoder.ckpt``); all or nothing.
+
+    The definition must build and ``state_dict`` fit its encoder exactly; the folder is
+    written beside its place, given to ``verify`` (a callable of the staged folder, whose
+    result is returned), and only then put in place. ``overwrite`` replaces an existing
+    encoder folder, never a folder holding anything else. ``origin`` (what the encoder comes
+    from) heads ``encoder.yaml`` as a comment.
 
     Example
     -------
@@ -222,21 +226,33 @@ def write_encoder_folder(folder, text, state_dict, origin, overwrite=False):
     >>> write_encoder_folder(folder, text, {}, "a doctest")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    mmer_lobes.encoder_folders.EncoderFolderError: the weights do not fit the encoder of the definition: missing ...
+    mmer_lobes.encoder_folders.EncoderFolderError: the weights do not fit the encoder of the definition: missing keys: ...
+    >>> write_encoder_folder(os.path.dirname(folder), text, encoder.state_dict(), "a doctest", overwrite=True)
+    Traceback (most recent call last):
+    ...
+    mmer_lobes.encoder_folders.EncoderFolderError: ... holds enc, not only an encoder folder's files: refusing to replace it
     """
     definition = build_definition(text, "the encoder definition")
-    mismatch = state_dict_mismatch(definition["encoder"], state_dict)
-    problems = [f"{kind} {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-                for kind, keys in mismatch.items() if keys]
+    problems = describe_mismatch(state_dict_mismatch(definition["encoder"], state_dict))
     if problems:
-        raise EncoderFolderError(f"the weights do not fit the encoder of the definition: {'; '.join(problems)}")
+        raise EncoderFolderError(f"the weights do not fit the encoder of the definition: {problems}")
     folder = os.path.abspath(folder)
-    if os.path.exists(folder):
-        if not overwrite and os.listdir(folder):
+    if os.path.lexists(folder):
+        if os.path.islink(folder) or not os.path.isdir(folder):
+            raise EncoderFolderError(f"{folder} exists and is not a folder; choose another output")
+        contents = sorted(os.listdir(folder))
+        if contents and not overwrite:
             raise EncoderFolderError(f"{folder} exists and is not empty; choose another folder or overwrite it")
+        others = [name for name in contents if name not in (DEFINITION_FILE, ENCODER_FILE)]
+        if others:
+            raise EncoderFolderError(f"{folder} holds {', '.join(others[:3])}, not only an encoder folder's files: "
+                                     "refusing to replace it")
     parent = os.path.dirname(folder)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(folder)}.")
+    try:
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(folder)}.")
+    except OSError as error:
+        raise EncoderFolderError(f"cannot write in {parent} ({error.strerror})") from None
     try:
         with open(os.path.join(staging, DEFINITION_FILE), "w", encoding="utf-8") as handle:
             handle.write(f"# Encoder definition (mmer_lobes/encoder_folders.py) of {origin},\n"
@@ -245,10 +261,17 @@ def write_encoder_folder(folder, text, state_dict, origin, overwrite=False):
                          + text)
         torch.save({key: value.detach().cpu() for key, value in state_dict.items()},
                    os.path.join(staging, ENCODER_FILE))
+        checked = verify(staging) if verify else None
         os.chmod(staging, 0o755)
-        if os.path.exists(folder):
-            shutil.rmtree(folder)
+        previous = None
+        if os.path.exists(folder):  # kept aside until the new folder is in place
+            previous = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(folder)}.old.")
+            os.rmdir(previous)
+            os.replace(folder, previous)
         os.replace(staging, folder)
+        if previous:
+            shutil.rmtree(previous, ignore_errors=True)
+        return checked
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

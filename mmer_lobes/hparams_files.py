@@ -93,6 +93,47 @@ def compose_yaml(path, values=None, nodes=None):
         raise HparamsFileError(f"{path}: {error.args[0]}") from None
 
 
+def plain(value, key="value", path="the YAML"):
+    """A round-trip node as plain Python types (dicts, lists, scalars); a tagged node (an
+    object, not a value) anywhere inside it is an error naming ``key`` and ``path``.
+
+    Example
+    -------
+    >>> tree = parse_yaml_tree("a: {n: 1, m: [2, 3]}\\nb: {x: !new:torch.nn.Identity }")
+    >>> plain(tree["a"])
+    {'n': 1, 'm': [2, 3]}
+    >>> plain(tree["b"], "b", "h.yaml")
+    Traceback (most recent call last):
+    ...
+    mmer_lobes.hparams_files.HparamsFileError: h.yaml: b.x is !new:torch.nn.Identity ..., not a plain value
+    """
+    tag = getattr(getattr(value, "tag", None), "value", None)
+    if tag:
+        raise HparamsFileError(f"{path}: {key} is {tag} ..., not a plain value")
+    if isinstance(value, dict):
+        return {str(k): plain(v, f"{key}.{k}", path) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v, key, path) for v in value]
+    return value
+
+
+def plain_values(mapping):
+    """The keys of a round-trip mapping that hold plain values (not objects), as plain types.
+
+    Example
+    -------
+    >>> plain_values(parse_yaml_tree("n: 1\\nmodel: !new:torch.nn.Identity\\nblock: {a: [1, 2]}"))
+    {'n': 1, 'block': {'a': [1, 2]}}
+    """
+    values = {}
+    for key, value in mapping.items():
+        try:
+            values[key] = plain(value, key)
+        except HparamsFileError:  # an object, or a mapping holding one
+            continue
+    return values
+
+
 def is_value_block(node):
     """Whether a round-trip node is a mapping of plain values only (no object, no reference).
 
@@ -102,20 +143,12 @@ def is_value_block(node):
     >>> [is_value_block(tree[key]) for key in "abc"]
     [True, False, False]
     """
-    if getattr(getattr(node, "tag", None), "value", None):
+    if not isinstance(node, dict):
         return False
-    if isinstance(node, dict):
-        return all(is_value_block(value) or _plain(value) for value in node.values())
-    return False
-
-
-def _plain(node):
-    if getattr(getattr(node, "tag", None), "value", None):
+    try:
+        plain(node)
+    except HparamsFileError:
         return False
-    if isinstance(node, list):
-        return all(_plain(item) for item in node)
-    if isinstance(node, dict):
-        return is_value_block(node)
     return True
 
 

@@ -16,7 +16,7 @@ from mmer_lobes.embedding_encoder import EmbeddingEncoder
 from mmer_lobes.encoder_folders import EncoderFolderError, render_template
 from mmer_lobes.errors import one_line
 from mmer_lobes.hparams_files import parse_yaml_tree
-from mmer_lobes.transfer import state_dict_mismatch
+from mmer_lobes.transfer import describe_mismatch, state_dict_mismatch
 
 HUB_FILES = {"hyperparams": "hyperparams.yaml", "embedding_model": "embedding_model.ckpt",
              "embedding_norm": "mean_var_norm_emb.ckpt"}
@@ -30,19 +30,26 @@ def _hub_file(folder, name, required=True):
     return path
 
 
+def _load_weights(path):
+    """A checkpoint of plain tensors (``weights_only``); an unreadable one is an error naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unreadable, truncated, or pickled objects
+        raise EncoderFolderError(f"cannot read {path}: {one_line(error)[:200]}") from None
+
+
 def _embedding_norm(folder, hub, output_size):
     """``(mean, std)`` of the model's embedding normalisation; ``(0, 1)`` when it has none."""
     mean, std = torch.zeros(output_size), torch.ones(output_size)
     if "mean_var_norm_emb" not in hub:
         return mean, std
     path = _hub_file(folder, "embedding_norm")
-    try:
-        stats = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # unreadable or pickled objects
-        raise EncoderFolderError(f"cannot read {path}: {one_line(error)[:200]}") from None
-    if not isinstance(stats, dict) or "glob_mean" not in stats:
-        raise EncoderFolderError(f"{path} holds no glob_mean: not a SpeechBrain InputNormalization checkpoint")
+    stats = _load_weights(path)
     norm = hub["mean_var_norm_emb"]
+    needed = ["glob_mean", "glob_std"] if getattr(norm, "std_norm", False) else ["glob_mean"]
+    if not isinstance(stats, dict) or any(key not in stats for key in needed):
+        raise EncoderFolderError(f"{path} holds no {' and '.join(needed)}: not the SpeechBrain InputNormalization "
+                                 "checkpoint that mean_var_norm_emb names")
     if getattr(norm, "norm_type", "global") != "global":
         raise EncoderFolderError(f"{HUB_FILES['hyperparams']}: mean_var_norm_emb has norm_type "
                                  f"{norm.norm_type!r}; only a global embedding normalisation converts")
@@ -88,14 +95,20 @@ def import_speechbrain_folder(folder):
     if missing:
         raise EncoderFolderError(f"{path} defines no {', '.join(missing)}: a SpeechBrain speaker model defines "
                                  f"{', '.join(NEEDED_NODES)}")
+    # Per-utterance feature normalisation only: a global or batch one keeps statistics that
+    # neither encoder.ckpt nor the emotion recipe's checkpoints carry.
+    norm_type = getattr(hub["mean_var_norm"], "norm_type", "sentence")
+    if norm_type != "sentence":
+        raise EncoderFolderError(f"{path}: mean_var_norm has norm_type {norm_type!r}; only a per-utterance "
+                                 "('sentence') feature normalisation converts")
     model = hub["embedding_model"]
     weights = _hub_file(folder, "embedding_model")
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    problems = state_dict_mismatch(model, state)
-    for kind in ("missing", "unexpected", "shape"):
-        if problems[kind]:
-            raise EncoderFolderError(f"{weights} does not fit the embedding_model of {HUB_FILES['hyperparams']}: "
-                                     f"{kind} {', '.join(problems[kind][:5])}")
+    state = _load_weights(weights)
+    if not isinstance(state, dict):
+        raise EncoderFolderError(f"{weights} holds no state dict")
+    problems = describe_mismatch(state_dict_mismatch(model, state))
+    if problems:
+        raise EncoderFolderError(f"{weights} does not fit the embedding_model of {HUB_FILES['hyperparams']}: {problems}")
     model.load_state_dict(state, strict=True)
     model.eval()
     with torch.no_grad():

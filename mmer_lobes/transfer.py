@@ -2,8 +2,8 @@
 
 The checkpoint is checked against the architecture before it is loaded, so a model built
 with other channels or mel bands fails with the names of the mismatched parameters instead
-of a deep PyTorch traceback, then loaded through SpeechBrain's ``Pretrainer`` (any source
-it accepts: a local folder, or a hub repository where one is reachable).
+of a deep PyTorch traceback, then loaded through SpeechBrain's ``Pretrainer``. The recipes
+give it the ``encoder.ckpt`` of a local encoder folder (:mod:`mmer_lobes.encoder_folders`).
 """
 import os
 
@@ -42,6 +42,24 @@ def state_dict_mismatch(module, state_dict):
     }
 
 
+def describe_mismatch(problems, shown=6):
+    """One line naming the problems of :func:`state_dict_mismatch` (empty when it fits).
+
+    Example
+    -------
+    >>> describe_mismatch({"missing": ["a", "b"], "unexpected": [], "shape": ["c: checkpoint (2,) vs model (3,)"]})
+    'missing keys: a, b; shape mismatch: c: checkpoint (2,) vs model (3,)'
+    >>> describe_mismatch({"missing": list("abcdefgh"), "unexpected": [], "shape": []}, shown=2)
+    'missing keys: a, b (+6 more)'
+    """
+    parts = []
+    for kind, label in (("missing", "missing keys"), ("unexpected", "unexpected keys"), ("shape", "shape mismatch")):
+        if problems[kind]:
+            more = f" (+{len(problems[kind]) - shown} more)" if len(problems[kind]) > shown else ""
+            parts.append(f"{label}: {', '.join(problems[kind][:shown])}{more}")
+    return "; ".join(parts)
+
+
 def check_encoder_checkpoint(module, path):
     """Raises :class:`EncoderMismatchError` naming the mismatched keys if the checkpoint
     at ``path`` does not fit ``module``.
@@ -59,17 +77,9 @@ def check_encoder_checkpoint(module, path):
     if not os.path.isfile(path):
         raise EncoderMismatchError(f"encoder checkpoint not found: {path}")
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    problems = state_dict_mismatch(module, state_dict)
-    parts = []
-    for kind, label in (("missing", "missing keys"), ("unexpected", "unexpected keys"), ("shape", "shape mismatch")):
-        if problems[kind]:
-            shown = problems[kind][:6]
-            more = f" (+{len(problems[kind]) - 6} more)" if len(problems[kind]) > 6 else ""
-            parts.append(f"{label}: {', '.join(shown)}{more}")
-    if parts:
-        raise EncoderMismatchError(
-            f"encoder checkpoint {path} does not fit the architecture: {'; '.join(parts)}"
-        )
+    problems = describe_mismatch(state_dict_mismatch(module, state_dict))
+    if problems:
+        raise EncoderMismatchError(f"encoder checkpoint {path} does not fit the architecture: {problems}")
 
 
 def load_pretrained_encoder(encoder, source, collect_in):
@@ -79,8 +89,8 @@ def load_pretrained_encoder(encoder, source, collect_in):
     ---------
     encoder : torch.nn.Module
     source : str
-        A folder holding ``encoder.ckpt`` (as written by ``recipes/train_speaker.py``), or
-        a hub repository id where a hub is reachable.
+        A folder holding ``encoder.ckpt`` (an encoder folder, as the recipes give it), or a
+        hub repository id where a hub is reachable (no recipe passes one).
     collect_in : str
         Where the Pretrainer gathers (links) the files.
 

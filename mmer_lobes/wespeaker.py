@@ -195,27 +195,39 @@ def convert_state_dict(wespeaker_state, encoder):
 
 
 def front_end_values(config):
-    """The encoder template's feature values from a wespeaker ``config.yaml``: the fbank
-    settings of ``dataset_args`` (wespeaker's defaults where it names none).
+    """The encoder template's front-end values from a wespeaker ``config.yaml``: the fbank
+    and cmvn settings of ``dataset_args`` (wespeaker's defaults where it names none).
 
     Example
     -------
     >>> front_end_values({"model_args": {"feat_dim": 80}, "dataset_args": {"resample_rate": 16000,
     ...     "fbank_args": {"num_mel_bins": 80, "frame_length": 25, "frame_shift": 10, "dither": 1.0}}})
-    {'sample_rate': 16000, 'n_mels': 80, 'frame_length': 25, 'frame_shift': 10}
+    {'sample_rate': 16000, 'n_mels': 80, 'frame_length': 25, 'frame_shift': 10, 'window_type': 'hamming', 'std_norm': False}
     >>> front_end_values({"model_args": {"feat_dim": 80}, "dataset_args": {"fbank_args": {"num_mel_bins": 64}}})
     Traceback (most recent call last):
     ...
     mmer_lobes.wespeaker.WespeakerImportError: dataset_args.fbank_args.num_mel_bins is 64 but model_args.feat_dim is 80
+    >>> front_end_values({"model_args": {"feat_dim": 80}, "dataset_args": {"frontend": "s3prl"}})
+    Traceback (most recent call last):
+    ...
+    mmer_lobes.wespeaker.WespeakerImportError: dataset_args.frontend is 's3prl': only the fbank front end converts
     """
     dataset = dict(config.get("dataset_args") or {})
+    frontend = dataset.get("frontend", "fbank")
+    if frontend != "fbank":
+        raise WespeakerImportError(f"dataset_args.frontend is {frontend!r}: only the fbank front end converts")
     fbank = dict(dataset.get("fbank_args") or {})
     feat_dim = (config.get("model_args") or {}).get("feat_dim")
     bins = fbank.get("num_mel_bins", feat_dim)
     if bins != feat_dim:
         raise WespeakerImportError(f"dataset_args.fbank_args.num_mel_bins is {bins} but model_args.feat_dim is {feat_dim}")
+    cmvn = dict(dataset.get("cmvn_args") or {})
+    if dataset.get("cmvn", True) is False or cmvn.get("norm_mean", True) is False:
+        raise WespeakerImportError("the model was trained without mean normalisation of its features "
+                                   "(dataset_args cmvn or cmvn_args.norm_mean False), which the import does not convert")
     return {"sample_rate": dataset.get("resample_rate", 16000), "n_mels": bins,
-            "frame_length": fbank.get("frame_length", 25), "frame_shift": fbank.get("frame_shift", 10)}
+            "frame_length": fbank.get("frame_length", 25), "frame_shift": fbank.get("frame_shift", 10),
+            "window_type": fbank.get("window_type", "hamming"), "std_norm": bool(cmvn.get("norm_var", False))}
 
 
 def import_wespeaker_folder(folder):

@@ -35,7 +35,8 @@ from mmer_lobes.errors import ProjectError, one_line, run_script
 from mmer_lobes.exporting.bundle import bundle_source, bundled_names, retarget_tags
 from mmer_lobes.exporting.model_card import model_card
 from mmer_lobes.fusion_rules import LateFusion
-from mmer_lobes.hparams_files import HparamsFileError, compose_yaml, parse_yaml_tree, read_yaml_file, without_blocks
+from mmer_lobes.hparams_files import (HparamsFileError, compose_yaml, parse_yaml_tree, plain, plain_values,
+                                      read_yaml_file, without_blocks)
 from mmer_lobes.interfaces import RECOGNIZERS, InputHandling, InterfaceError
 
 INFERENCE_FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hparams", "inference")
@@ -54,29 +55,6 @@ def read_yaml_values(path):
         return read_yaml_file(path)
     except HparamsFileError as error:
         raise ExportError(f"{error}: is it a recipe output folder?") from None
-
-
-def plain(value, key, path):
-    """``value`` as plain Python types; a tagged node (an object, not a value) is an error."""
-    tag = getattr(getattr(value, "tag", None), "value", None)
-    if tag:
-        raise ExportError(f"{path}: {key} is {tag} ..., not a value that can be exported")
-    if isinstance(value, dict):
-        return {str(k): plain(v, f"{key}.{k}", path) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v, key, path) for v in value]
-    return value
-
-
-def plain_values(mapping):
-    """The keys of a YAML mapping that hold values (not objects), as plain Python types."""
-    values = {}
-    for key, value in mapping.items():
-        try:
-            values[key] = plain(value, key, "")
-        except ExportError:  # an object, or a mapping of objects
-            continue
-    return values
 
 
 def read_json(path, required=True):

@@ -37,6 +37,8 @@ from mmer_lobes.resnet import count_parameters
 from mmer_lobes.transfer import load_pretrained_encoder, transfer_param_groups
 
 logger = logging.getLogger(__name__)
+# The keys that choose the template and its values: an encoder folder decides instead.
+ENCODER_SETTINGS = ("encoder_values", "encoder_template", "features", "architecture")
 
 
 class EmotionBrain(sb.Brain):
@@ -152,7 +154,7 @@ def main(argv=None):
         hparams = load_hyperpyyaml(fin, overrides)
     # An encoder folder defines the features and the architecture: refuse a flag against it.
     check_encoder_overrides(parse_yaml_tree(overrides or "{}") or {}, hparams["speech_encoder"],
-                            list(hparams["encoder_values"]))
+                            [*hparams["encoder_values"], *ENCODER_SETTINGS])
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,

@@ -227,15 +227,16 @@ def main(argv=None):
         "nontarget_trials": len(negatives),
         "p_target": hparams["dcf_p_target"],
     }
-    atomic_write_json(os.path.join(hparams["output_folder"], "verification.json"), results)
+    # Files are written by the main process only (each DDP process reaches this point).
+    run_on_main(atomic_write_json, args=[os.path.join(hparams["output_folder"], "verification.json"), results])
     logger.info("Verification: EER %.2f %%, minDCF %.4f", results["EER"], results["minDCF"])
     hparams["train_logger"].log_stats(
         stats_meta={"verification": "cosine"}, test_stats={"EER": results["EER"], "minDCF": results["minDCF"]}
     )
     # The encoder folder of recipes/train.py --pretrained_encoder: its definition and weights.
     folder = os.path.join(hparams["output_folder"], "encoder")
-    write_encoder_folder(folder, hparams["speech_encoder"].text, modules["encoder"].state_dict(),
-                         origin=f"the speaker encoder trained in {hparams['output_folder']}", overwrite=True)
+    run_on_main(write_encoder_folder, args=[folder, hparams["speech_encoder"].text, modules["encoder"].state_dict()],
+                kwargs={"origin": f"the speaker encoder trained in {hparams['output_folder']}", "overwrite": True})
     logger.info("Encoder folder written to %s", folder)
 
 

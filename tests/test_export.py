@@ -286,7 +286,7 @@ def test_foreign_class_without_the_project_gives_the_project_scores(exported, na
     assert os.listdir(work) == [] and sorted(os.listdir(folder)) == before  # nothing written
     foreign = torch.load(tmp_path / "out.pt", weights_only=True)
 
-    model = cls.from_hparams(source=folder, hparams_file=project_yaml(info, str(tmp_path)))
+    model = project_model(cls, folder, info, str(tmp_path))
     # the project's classes, not the folder's bundle
     assert type(model).__module__.startswith("mmer_lobes.interfaces.")
     assert {type(m).__module__.split(".")[0] for m in model.mods.values()} <= {"mmer_lobes", "speechbrain"}
@@ -305,22 +305,30 @@ def test_foreign_class_without_the_project_gives_the_project_scores(exported, na
         np.testing.assert_allclose(foreign["with_text"][1].numpy(), foreign["without_text"][1].numpy(), atol=1e-7)
 
 
-def project_yaml(info, folder):
-    """The exported hyperparams.yaml as the project composes it, before its tags are pointed at
-    custom_interface: the checked-in inference YAMLs with the overrides and the fold's encoder
-    definition that export_info.json records. Written to ``folder``; returns its path."""
+def project_model(cls, folder, info, scratch):
+    """The project's interface class on the checked-in inference YAML with what
+    export_info.json records: its overrides and the fold's encoder definition.
+
+    Speech and text load it as a user would, the definition given as
+    ``encoder_definition: !include:<file>``. HyperPyYAML cannot pass such an include through
+    multimodal.yaml's own includes, so the multimodal YAML is composed from the two resolved
+    parts (mmer_lobes.hparams_files.compose_yaml, as the exporter composes it) in ``scratch``.
+    """
     inference, modalities = info["inference"], info["modalities"]
-    parts = {}
-    for kind in modalities:
-        values = inference["overrides"][kind] if len(modalities) == 2 else inference["overrides"]
-        nodes = {"encoder_definition": read_yaml_file(inference["encoder_definition"])} if kind == "speech" else None
-        parts[kind] = compose_yaml(INFERENCE_YAML[kind], values, nodes)
-    text = parts[modalities[0]] if len(modalities) == 1 else \
-        compose_yaml(INFERENCE_YAML["multimodal"], nodes={kind: parse_yaml_tree(part) for kind, part in parts.items()})
-    path = os.path.join(folder, "project.yaml")
+    if modalities == ["text"]:
+        return cls.from_hparams(source=folder, hparams_file=INFERENCE_YAML["text"], overrides=inference["overrides"])
+    speech_overrides = inference["overrides"] if modalities == ["speech"] else inference["overrides"]["speech"]
+    speech = "".join(f"{key}: {json.dumps(value)}\n" for key, value in speech_overrides.items()) + \
+        f"encoder_definition: !include:{inference['encoder_definition']}\n"
+    if modalities == ["speech"]:
+        return cls.from_hparams(source=folder, hparams_file=INFERENCE_YAML["speech"], overrides=speech)
+    parts = {"speech": compose_yaml(INFERENCE_YAML["speech"], speech_overrides,
+                                    {"encoder_definition": read_yaml_file(inference["encoder_definition"])}),
+             "text": compose_yaml(INFERENCE_YAML["text"], inference["overrides"]["text"])}
+    path = os.path.join(scratch, "multimodal.yaml")
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    return path
+        handle.write(compose_yaml(INFERENCE_YAML["multimodal"], nodes={k: parse_yaml_tree(v) for k, v in parts.items()}))
+    return cls.from_hparams(source=folder, hparams_file=path)
 
 
 def write_tiny_definition(folder, **changes):

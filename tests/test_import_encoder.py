@@ -19,7 +19,7 @@ from hyperpyyaml import load_hyperpyyaml
 
 from mmer_lobes.audio import load_audio
 from mmer_lobes.encoder_folders import EncoderFolderError, load_encoder_definition
-from mmer_lobes.kaldi_features import KaldiFbank, features_and_lengths
+from mmer_lobes.kaldi_features import KaldiFbank, features_and_lengths, kaldi_frame_count
 from mmer_lobes.speechbrain_speakers import import_speechbrain_folder
 from mmer_lobes.wespeaker import WespeakerImportError, import_wespeaker_folder
 from wespeaker_reference import FEAT_DIM, randomise, wespeaker_features, wespeaker_pooled
@@ -120,20 +120,26 @@ def test_imported_wespeaker_encoder_equals_wespeaker(wespeaker_resnet, name, tmp
     assert same_features <= 1e-4 and from_wav <= 1e-4
 
 
-def test_wespeaker_clip_in_a_padded_batch_pools_as_alone(wespeaker_resnet, tmp_path, mini_corpora):
-    """The front end and the pooling take each clip's own frames: in a padded batch a clip
-    gets the statistics it gets alone (up to the convolutions' reach into the padding of the
-    last frames, which the trunk does not mask: compared on the first clip, the longest)."""
-    write_wespeaker_folder(wespeaker_resnet, "ResNet34", tmp_path / "published")
+def test_wespeaker_front_end_gives_a_padded_clip_its_own_features(wespeaker_resnet, tmp_path, mini_corpora):
+    """In a padded batch, the folder's front end and normalisation give the shorter clip
+    exactly its own frames (wespeaker's features of the clip alone), and zeros after them."""
+    write_wespeaker_folder(wespeaker_resnet, "small", tmp_path / "published")
     assert run_import("--wespeaker", str(tmp_path / "published"), "--output", str(tmp_path / "enc")).returncode == 0
     definition = load_folder(str(tmp_path / "enc"))
     long, short = load_audio(corpus_wav(mini_corpora, 0), 16000), load_audio(corpus_wav(mini_corpora, 1), 16000)
     long, short = (long, short) if len(long) >= len(short) else (short, long)
+    assert len(short) < len(long)
     wavs = torch.zeros(2, len(long))
     wavs[0], wavs[1, : len(short)] = long, short
-    batch = pooled(definition, wavs, torch.tensor([1.0, len(short) / len(long)]))
-    alone = pooled(definition, long[None], torch.ones(1))
-    assert (batch[0] - alone[0]).abs().max() <= 1e-4
+    feats, lens = features_and_lengths(definition["compute_features"], wavs, torch.tensor([1.0, len(short) / len(long)]))
+    normalised = definition["mean_var_norm"](feats, lens)
+    frames = kaldi_frame_count(len(short))
+    assert round(float(lens[1]) * feats.shape[1]) == frames < feats.shape[1]
+    pcm = torch.round(short * 32768)[None]  # the 16-bit samples the float clip came from
+    expected = wespeaker_features(pcm)
+    assert expected.shape == (frames, FEAT_DIM)
+    assert (normalised[1, :frames] - expected).abs().max() <= 1e-3
+    assert torch.equal(feats[1, frames:], torch.zeros_like(feats[1, frames:]))
 
 
 def test_wespeaker_folder_problems_are_named(wespeaker_resnet, tmp_path):
@@ -166,7 +172,11 @@ def test_wespeaker_config_problems_are_named(tmp_path):
     for config, message in ((wespeaker_config("ECAPA_TDNN_GLOB_c512"), "model 'ECAPA_TDNN_GLOB_c512' is not a wespeaker ResNet"),
                             (wespeaker_config("ResNet34", pooling_func="ASTP"), "pooling_func 'ASTP' is not supported"),
                             ({**wespeaker_config("ResNet34"), "dataset_args": {"fbank_args": {"num_mel_bins": 64}}},
-                             "num_mel_bins is 64 but model_args.feat_dim is 80")):
+                             "num_mel_bins is 64 but model_args.feat_dim is 80"),
+                            ({**wespeaker_config("ResNet34"), "dataset_args": {"frontend": "s3prl"}},
+                             "dataset_args.frontend is 's3prl': only the fbank front end converts"),
+                            ({**wespeaker_config("ResNet34"), "dataset_args": {"cmvn": False}},
+                             "trained without mean normalisation")):
         with open(folder / "config.yaml", "w") as handle:
             yaml.safe_dump(config, handle)
         with pytest.raises(WespeakerImportError, match=message):
@@ -181,7 +191,50 @@ def test_an_existing_output_is_kept_unless_overwrite(wespeaker_resnet, tmp_path)
     assert result.returncode == 2 and "exists and is not empty" in result.stderr
     assert os.listdir(tmp_path / "enc") == ["mine.txt"]
     result = run_import("--wespeaker", str(tmp_path / "published"), "--output", str(tmp_path / "enc"), "--overwrite")
+    assert result.returncode == 2 and "holds mine.txt, not only an encoder folder's files" in result.stderr
+    assert os.listdir(tmp_path / "enc") == ["mine.txt"]
+    # an encoder folder is replaced with --overwrite
+    (tmp_path / "enc" / "mine.txt").unlink()
+    assert run_import("--wespeaker", str(tmp_path / "published"), "--output", str(tmp_path / "enc")).returncode == 0
+    first = (tmp_path / "enc" / "encoder.yaml").read_text()
+    assert run_import("--wespeaker", str(tmp_path / "published"), "--output", str(tmp_path / "enc")).returncode == 2
+    result = run_import("--wespeaker", str(tmp_path / "published"), "--output", str(tmp_path / "enc"), "--overwrite")
     assert result.returncode == 0 and sorted(os.listdir(tmp_path / "enc")) == ["encoder.ckpt", "encoder.yaml"]
+    assert (tmp_path / "enc" / "encoder.yaml").read_text() == first
+    assert sorted(os.listdir(tmp_path)) == ["enc", "published"]  # no staging or old folder left
+
+
+def test_overwrite_replaces_only_an_encoder_folder(wespeaker_resnet, tmp_path):
+    published = tmp_path / "published"
+    write_wespeaker_folder(wespeaker_resnet, "small", published)
+    before = sorted(os.listdir(published))
+    # the model's own folder, or any folder with other files, is never replaced
+    for output in (published, tmp_path):
+        result = run_import("--wespeaker", str(published), "--output", str(output), "--overwrite")
+        assert result.returncode == 2 and "not only an encoder folder's files: refusing to replace it" in result.stderr
+    assert sorted(os.listdir(published)) == before
+    (tmp_path / "a_file").write_text("x")
+    result = run_import("--wespeaker", str(published), "--output", str(tmp_path / "a_file"))
+    assert result.returncode == 2 and "exists and is not a folder" in result.stderr
+    assert (tmp_path / "a_file").read_text() == "x"
+
+
+def test_a_folder_that_does_not_run_replaces_nothing(tmp_path):
+    """The load-back check runs in the staging folder: a model that fails it leaves the
+    previous encoder folder as it was."""
+    from mmer_lobes.cli.import_encoder import import_encoder
+    from mmer_lobes.errors import ProjectError
+
+    write_speechbrain_folder(tmp_path / "published", "small")
+    assert run_import("--speechbrain", str(tmp_path / "published"), "--output", str(tmp_path / "enc")).returncode == 0
+    kept = {name: (tmp_path / "enc" / name).read_bytes() for name in os.listdir(tmp_path / "enc")}
+    norm = torch.load(tmp_path / "published" / "mean_var_norm_emb.ckpt", weights_only=True)
+    norm["glob_mean"] = torch.full_like(norm["glob_mean"], float("nan"))  # imports, but scores NaN
+    torch.save(norm, tmp_path / "published" / "mean_var_norm_emb.ckpt")
+    with pytest.raises(ProjectError, match="non-finite statistics"):
+        import_encoder(["--speechbrain", str(tmp_path / "published"), "--output", str(tmp_path / "enc"), "--overwrite"])
+    assert {name: (tmp_path / "enc" / name).read_bytes() for name in os.listdir(tmp_path / "enc")} == kept
+    assert sorted(os.listdir(tmp_path)) == ["enc", "published"]  # no staging folder left
 
 
 def test_the_command_needs_exactly_one_model(tmp_path):
@@ -225,7 +278,7 @@ classifier: !new:speechbrain.lobes.models.ECAPA_TDNN.Classifier
 
 mean_var_norm_emb: !new:speechbrain.processing.features.InputNormalization
     norm_type: global
-    std_norm: False
+    std_norm: {embedding_std_norm}
 
 modules:
     compute_features: !ref <compute_features>
@@ -267,10 +320,13 @@ XVECTOR = """embedding_model: !new:speechbrain.lobes.models.Xvector.Xvector
     lin_neurons: {embedding}"""
 # The published ECAPA, a small one for the folds, and the other SpeechBrain speaker networks.
 SPEECHBRAIN_MODELS = {
-    "published": (ECAPA, {"n_mels": 80, "channels": [1024, 1024, 1024, 1024, 3072], "attention": 128, "embedding": 192}),
-    "small": (ECAPA, {"n_mels": 40, "channels": [32, 32, 32, 32, 96], "attention": 16, "embedding": 24}),
-    "resnet": (RESNET, {"n_mels": 40, "embedding": 24}),
-    "xvector": (XVECTOR, {"n_mels": 40, "embedding": 24}),
+    "published": (ECAPA, {"n_mels": 80, "channels": [1024, 1024, 1024, 1024, 3072], "attention": 128, "embedding": 192,
+                          "embedding_std_norm": False}),
+    "small": (ECAPA, {"n_mels": 40, "channels": [32, 32, 32, 32, 96], "attention": 16, "embedding": 24,
+                      "embedding_std_norm": False}),
+    # (with a variance normalisation of the embeddings, too)
+    "resnet": (RESNET, {"n_mels": 40, "embedding": 24, "embedding_std_norm": True}),
+    "xvector": (XVECTOR, {"n_mels": 40, "embedding": 24, "embedding_std_norm": False}),
 }
 
 
@@ -289,7 +345,7 @@ def write_speechbrain_folder(folder, size="published"):
     torch.save(hub["classifier"].state_dict(), os.path.join(folder, "classifier.ckpt"))
     norm = hub["mean_var_norm_emb"]
     norm.glob_mean = torch.randn(sizes["embedding"])
-    norm.glob_std = torch.ones(sizes["embedding"])
+    norm.glob_std = 0.5 + torch.rand(sizes["embedding"])
     norm.count = 1000
     norm._save(os.path.join(folder, "mean_var_norm_emb.ckpt"))
     hub["label_encoder"].update_from_iterable([f"id{i}" for i in range(7)])
@@ -299,11 +355,11 @@ def write_speechbrain_folder(folder, size="published"):
 @pytest.mark.parametrize("name, network", [("published", "ECAPA_TDNN"), ("resnet", "ResNet"), ("xvector", "Xvector")])
 def test_imported_speechbrain_encoder_equals_speechbrains_encode_batch(tmp_path, name, network):
     """The reference is SpeechBrain's EncoderClassifier on the same folder, with the embedding
-    normalisation (``encode_batch(..., normalize=True)``). Measured max abs differences on a
-    padded batch of two clips: 0 for ECAPA_TDNN and ResNet (the same computation), 2.4e-05 for
-    Xvector, whose statistics pooling adds Gaussian noise to the mean on every call. (SpeechBrain's
-    ResNet returns ``(batch, size)``, not ``(batch, 1, size)``, and its global normalisation then
-    adds a leading dimension: the reference is reshaped to ``(batch, size)``.)"""
+    normalisation (``encode_batch(..., normalize=True)``). Measured max abs difference on a padded
+    batch of two clips: 0 for the three (the same computation; Xvector's statistics pooling adds
+    Gaussian noise to the mean on every call, so both sides draw it from the same seed).
+    SpeechBrain's ResNet returns ``(batch, size)``, not ``(batch, 1, size)``, and its global
+    normalisation then adds a leading dimension: the reference is reshaped to ``(batch, size)``."""
     from speechbrain.inference.speaker import EncoderClassifier
 
     write_speechbrain_folder(tmp_path / "published", name)
@@ -320,16 +376,21 @@ def test_imported_speechbrain_encoder_equals_speechbrains_encode_batch(tmp_path,
     wavs[1, 20000:] = 0
     lens = torch.tensor([1.0, 0.625])
     with torch.no_grad():
+        torch.manual_seed(3)
         theirs = reference.encode_batch(wavs, lens, normalize=True).reshape(2, -1)
-    ours = pooled(definition, wavs, lens)
+        torch.manual_seed(3)
+        ours = pooled(definition, wavs, lens)
     difference = (ours - theirs).abs().max()
     print(f"{network}: max abs difference {difference:.2e} (max abs embedding {theirs.abs().max():.1f})")
     assert ours.shape == theirs.shape == (2, size)
     assert difference <= 1e-4
     # the embedding normalisation is applied: without it the embeddings differ by its mean
     with torch.no_grad():
+        torch.manual_seed(3)
         raw = reference.encode_batch(wavs, lens, normalize=False).reshape(2, -1)
-    assert (ours - (raw - reference.hparams.mean_var_norm_emb.glob_mean)).abs().max() <= 1e-4
+    norm = reference.hparams.mean_var_norm_emb
+    std = norm.glob_std if norm.std_norm else torch.ones_like(norm.glob_std)
+    assert (ours - (raw - norm.glob_mean) / std).abs().max() <= 1e-4
     assert (raw - ours).abs().max() > 0.1
 
 
@@ -341,12 +402,21 @@ def test_speechbrain_folder_problems_are_named(tmp_path):
     weight = state.pop("blocks.0.conv.conv.weight")
     torch.save(state, folder / "embedding_model.ckpt")
     with pytest.raises(EncoderFolderError, match=r"does not fit the embedding_model of hyperparams.yaml: "
-                                                 r"missing blocks.0.conv.conv.weight"):
+                                                 r"missing keys: blocks.0.conv.conv.weight"):
         import_speechbrain_folder(str(folder))
     torch.save({**state, "blocks.0.conv.conv.weight": weight[:, :, :3]}, folder / "embedding_model.ckpt")
-    with pytest.raises(EncoderFolderError, match=r"shape blocks.0.conv.conv.weight: checkpoint \(32, 40, 3\)"):
+    with pytest.raises(EncoderFolderError, match=r"shape mismatch: blocks.0.conv.conv.weight: checkpoint \(32, 40, 3\)"):
+        import_speechbrain_folder(str(folder))
+    (folder / "embedding_model.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(EncoderFolderError, match="cannot read .*embedding_model.ckpt"):
         import_speechbrain_folder(str(folder))
     torch.save({**state, "blocks.0.conv.conv.weight": weight}, folder / "embedding_model.ckpt")
+
+    text = (folder / "hyperparams.yaml").read_text()
+    (folder / "hyperparams.yaml").write_text(text.replace("norm_type: sentence", "norm_type: global"))
+    with pytest.raises(EncoderFolderError, match="mean_var_norm has norm_type 'global'; only a per-utterance"):
+        import_speechbrain_folder(str(folder))
+    (folder / "hyperparams.yaml").write_text(text)
 
     os.remove(folder / "mean_var_norm_emb.ckpt")
     with pytest.raises(EncoderFolderError, match="holds no mean_var_norm_emb.ckpt"):
@@ -372,6 +442,8 @@ def test_an_override_against_the_encoder_folder_is_refused(wespeaker_resnet, tmp
         result = subprocess.run([*base, flag], cwd=REPO_ROOT, capture_output=True, text=True)
         assert result.returncode == 2
         assert result.stderr.strip().splitlines()[-1].startswith(f"train.py: error: {message}")
+    result = subprocess.run([*base, "--encoder_values={n_mels: 64}"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and "--encoder_values {'n_mels': 64}: the encoder folder" in result.stderr
     # the folder's own values are no contradiction: the run goes on to the missing corpus
     result = subprocess.run([*base, "--n_mels=80", "--channels=[4, 8, 16, 32]"], cwd=REPO_ROOT,
                             capture_output=True, text=True)

@@ -59,7 +59,7 @@ def test_fold_trains_on_the_imported_encoder(imported_fold, imported_encoder):
     assert 0 <= metrics["UA"] <= 100 and sum(map(sum, metrics["confusion"])) > 0
     # the fold records the encoder definition it used: the folder's, unchanged
     with open(os.path.join(out, "encoder.yaml")) as used, open(os.path.join(imported_encoder[1], "encoder.yaml")) as folder:
-        assert used.read() in folder.read()
+        assert used.read() == folder.read()
     # linear probing leaves the imported weights as they were; fine-tuning changes them
     imported = torch.load(os.path.join(imported_encoder[1], "encoder.ckpt"), weights_only=True)
     save = os.path.join(out, "save")

@@ -7,17 +7,16 @@
 ``encoder.yaml`` and ``encoder.ckpt`` (:mod:`mmer_lobes.encoder_folders`); give it to the
 emotion recipe as ``--pretrained_encoder``. The import is all or nothing: a key of the model
 that has no place in the encoder, a missing one or one of another shape is an error naming it.
-The folder written is loaded back and run on one second of noise before the command ends.
+The folder is loaded back and run on one second of noise before it is put in place.
 """
 import argparse
 import os
-import shutil
 import sys
 
 import torch
 
 from mmer_lobes.encoder_folders import load_encoder_definition, write_encoder_folder
-from mmer_lobes.errors import ProjectError, run_script
+from mmer_lobes.errors import ProjectError, one_line, run_script
 from mmer_lobes.kaldi_features import features_and_lengths
 from mmer_lobes.resnet import count_parameters
 from mmer_lobes.speechbrain_speakers import import_speechbrain_folder
@@ -52,7 +51,8 @@ def parse_args(argv):
 
 def check_folder(folder):
     """Loads an encoder folder as the recipes do and runs it on a second of noise in eval
-    mode; returns the definition and the pooled statistics' shape.
+    mode; returns the definition and the pooled statistics' shape. A failure is an
+    :class:`ImportEncoderError` in one line.
 
     Example
     -------
@@ -66,18 +66,21 @@ def check_folder(folder):
     (1, 256)
     """
     definition = load_encoder_definition(folder)
-    encoder = definition["encoder"]
-    encoder.load_state_dict(torch.load(os.path.join(folder, ENCODER_FILE), map_location="cpu", weights_only=True))
-    for name in ("compute_features", "mean_var_norm", "encoder"):
-        definition[name].eval()
-    wav = torch.randn(1, int(definition["sample_rate"]), generator=torch.Generator().manual_seed(0)) * 0.05
-    with torch.no_grad():
-        feats, lens = features_and_lengths(definition["compute_features"], wav, torch.ones(1))
-        pooled = encoder(definition["mean_var_norm"](feats, lens), lens)
+    try:
+        encoder = definition["encoder"]
+        encoder.load_state_dict(torch.load(os.path.join(folder, ENCODER_FILE), map_location="cpu", weights_only=True))
+        for name in ("compute_features", "mean_var_norm", "encoder"):
+            definition[name].eval()
+        wav = torch.randn(1, int(definition["sample_rate"]), generator=torch.Generator().manual_seed(0)) * 0.05
+        with torch.no_grad():
+            feats, lens = features_and_lengths(definition["compute_features"], wav, torch.ones(1))
+            pooled = encoder(definition["mean_var_norm"](feats, lens), lens)
+    except ProjectError:
+        raise
+    except Exception as error:  # whatever the imported network raises on a clip
+        raise ImportEncoderError(f"the imported encoder does not run on a second of noise: {one_line(error)[:300]}") from None
     if not torch.isfinite(pooled).all():
-        shutil.rmtree(folder)
-        raise ImportEncoderError(f"the encoder imported to {folder} gives non-finite statistics on noise; "
-                                 "the folder was removed")
+        raise ImportEncoderError("the imported encoder gives non-finite statistics on a second of noise")
     return definition, tuple(pooled.shape)
 
 
@@ -88,9 +91,9 @@ def import_encoder(argv):
     kind = "wespeaker" if args.wespeaker else "speechbrain"
     source = args.wespeaker or args.speechbrain
     text, state = IMPORTERS[kind](source)
-    write_encoder_folder(args.output, text, state, origin=f"the {kind} model {os.path.abspath(source)}",
-                         overwrite=args.overwrite)
-    definition, shape = check_folder(args.output)
+    # checked in its staging folder: a folder that does not run never replaces anything
+    definition, shape = write_encoder_folder(args.output, text, state, origin=f"the {kind} model {os.path.abspath(source)}",
+                                             overwrite=args.overwrite, verify=check_folder)
     print(f"{kind} model {source} -> {args.output}: {type(definition['encoder']).__name__} "
           f"({count_parameters(definition['encoder']):,} parameters), {definition['sample_rate']} Hz, "
           f"features {type(definition['compute_features']).__name__}, pooled statistics of size {shape[1]}")
