@@ -25,6 +25,7 @@ from hyperpyyaml import load_hyperpyyaml
 from ruamel.yaml import YAML
 
 from mmer_lobes.errors import ProjectError, one_line
+from mmer_lobes.files import swap_in_folder
 from mmer_lobes.hparams_files import (HPARAMS_FOLDER, HparamsFileError, compose_yaml, parse_yaml_tree, plain_values,
                                       without_blocks)
 from mmer_lobes.transfer import ENCODER_FILE, describe_mismatch, state_dict_mismatch
@@ -263,14 +264,7 @@ def write_encoder_folder(folder, text, state_dict, origin, overwrite=False, veri
                    os.path.join(staging, ENCODER_FILE))
         checked = verify(staging) if verify else None
         os.chmod(staging, 0o755)
-        previous = None
-        if os.path.exists(folder):  # kept aside until the new folder is in place
-            previous = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(folder)}.old.")
-            os.rmdir(previous)
-            os.replace(folder, previous)
-        os.replace(staging, folder)
-        if previous:
-            shutil.rmtree(previous, ignore_errors=True)
+        swap_in_folder(staging, folder)
         return checked
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,9 +1,11 @@
 """Crash-safe file writing: write to a temporary file beside the target, then rename.
 
-A reader (or a resumed run) never sees a half-written manifest, score file or report.
+A reader (or a resumed run) never sees a half-written manifest, score file, report or
+folder (:func:`swap_in_folder`).
 """
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 
@@ -74,3 +76,29 @@ def atomic_write_text(path, text):
     """
     with atomic_open(path) as handle:
         handle.write(text)
+
+
+def swap_in_folder(staging, target):
+    """Puts the folder ``staging`` at ``target``: an existing ``target`` is moved aside until
+    the new one is in place, then removed, so ``target`` is never half written.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> for name in ("old", "new"):
+    ...     os.mkdir(os.path.join(root, name))
+    ...     atomic_write_text(os.path.join(root, name, "f.txt"), name)
+    >>> swap_in_folder(os.path.join(root, "new"), os.path.join(root, "old"))
+    >>> open(os.path.join(root, "old", "f.txt")).read(), sorted(os.listdir(root))
+    ('new', ['old'])
+    """
+    target = os.path.abspath(target)
+    previous = None
+    if os.path.exists(target):
+        previous = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.old.")
+        os.rmdir(previous)
+        os.replace(target, previous)
+    os.replace(staging, target)
+    if previous:
+        shutil.rmtree(previous, ignore_errors=True)

@@ -34,6 +34,7 @@ from mmer_lobes.encoder_folders import DEFINITION_FILE
 from mmer_lobes.errors import ProjectError, one_line, run_script
 from mmer_lobes.exporting.bundle import bundle_source, bundled_names, retarget_tags
 from mmer_lobes.exporting.model_card import model_card
+from mmer_lobes.files import swap_in_folder
 from mmer_lobes.fusion_rules import LateFusion
 from mmer_lobes.hparams_files import (HparamsFileError, compose_yaml, parse_yaml_tree, plain, plain_values,
                                       read_yaml_file, without_blocks)
@@ -292,14 +293,7 @@ def export(settings):
         if settings["check"]:
             check_interface(staging, recognizer, info["modalities"])
         os.chmod(staging, 0o755)
-        backup = None
-        if os.path.exists(output):
-            backup = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(output)}.old.")
-            os.rmdir(backup)
-            os.replace(output, backup)
-        os.replace(staging, output)
-        if backup:
-            shutil.rmtree(backup, ignore_errors=True)
+        swap_in_folder(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
