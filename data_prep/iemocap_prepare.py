@@ -14,7 +14,8 @@ majority label survives the label map:
 is true for the ``impro`` dialogues and false for the ``script`` ones.
 
 One file per session means a leave-one-session-out fold is a choice of files,
-never a re-preparation. Paths start with a ``{data_root}`` placeholder so the
+never a re-preparation. ``corpus.json`` beside them names the sessions as the groups
+and leave-one-session-out as the protocol (mmer_lobes.corpora). Paths start with a ``{data_root}`` placeholder so the
 manifests move with the corpus.
 
 The default label map gives the paper's 4 classes (happy and excited merged):
@@ -51,6 +52,8 @@ from typing import NamedTuple, Optional, Tuple
 from tqdm import tqdm
 
 from data_prep import prepare_common
+from data_prep.group_manifests import write_prepared_corpus
+from mmer_lobes.corpora import CORPUS_FILE, corpus_description
 from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.files import atomic_write_json
 
@@ -507,28 +510,6 @@ def check_full_corpus_counts(found_counts, expected_counts=None):
     return False
 
 
-def format_count_table(rows, labels):
-    """Formats ``(row name, Counter)`` pairs as a table with one column per label and a total.
-
-    Example
-    -------
-    >>> print(format_count_table([("Ses01F", Counter(ang=2, neu=1))], ["ang", "neu"]))
-              ang  neu  total
-    Ses01F      2    1      3
-    """
-    name_width = max([len(name) for name, _ in rows] + [8])
-    widths = [max(len(label), 4) for label in labels]
-    header = " " * name_width + "".join(
-        f" {label:>{width}}" for label, width in zip(labels, widths)
-    ) + "  total"
-    lines = [header]
-    for name, counts in rows:
-        cells = "".join(f" {counts.get(label, 0):>{width}}" for label, width in zip(labels, widths))
-        total = sum(counts.get(label, 0) for label in labels)
-        lines.append(f"{name:<{name_width}}{cells} {total:>6}")
-    return "\n".join(lines)
-
-
 def summarize(manifests, dropped_labels, save_folder):
     """Text summary of prepared manifests: counts per speaker, session and class.
 
@@ -562,7 +543,7 @@ def summarize(manifests, dropped_labels, save_folder):
     return (
         f"IEMOCAP: {n_utterances} utterances, {len(manifests)} sessions, "
         f"classes {' '.join(labels)} -> {save_folder}\n"
-        + format_count_table(rows, labels)
+        + prepare_common.format_count_table(rows, labels)
         + f"\ndropped (label not kept): {dropped or 'none'}"
     )
 
@@ -632,7 +613,8 @@ def prepare_iemocap(
         "manifest_format": MANIFEST_FORMAT_VERSION,
     }
     options_path = os.path.join(save_folder, OPTIONS_FILE)
-    if prepare_common.preparation_is_done(options_path, manifest_paths.values(), options):
+    outputs = [*manifest_paths.values(), os.path.join(save_folder, CORPUS_FILE)]
+    if prepare_common.preparation_is_done(options_path, outputs, options):
         message = f"IEMOCAP manifests in {save_folder} are up to date (same options): skipping preparation"
         logger.info(message)
         print(message)
@@ -669,7 +651,7 @@ def prepare_iemocap(
                 four_class_counts[DEFAULT_LABEL_MAP[raw_label]] += n
         check_full_corpus_counts(four_class_counts)
 
-    _write_manifests(save_folder, options_path, manifest_paths, manifests, options)
+    _write_manifests(save_folder, manifests, options)
     kept = Counter(
         entry["emo_raw"] for entries in manifests.values() for entry in entries.values()
     )
@@ -704,16 +686,16 @@ def _warn_about_empty_transcripts(manifests):
         )
 
 
-def _write_manifests(save_folder, options_path, manifest_paths, manifests, options):
-    """Writes every manifest atomically, then the options file that marks the work done."""
-
-    def write_manifests():
-        for session, path in manifest_paths.items():
-            atomic_write_json(path, dict(sorted(manifests[session].items())))
-
-    prepare_common.write_outputs_then_options(
-        save_folder, options_path, options, write_manifests, IemocapPrepError
+def _write_manifests(save_folder, manifests, options):
+    """Writes every session manifest and ``corpus.json`` (sessions as groups, left out one
+    at a time) atomically, then the options file that marks the work done."""
+    labels = sorted({entry["emo"] for entries in manifests.values() for entry in entries.values()})
+    description = corpus_description(
+        "IEMOCAP", labels, {str(k): f"Session{k}.json" for k in manifests},
+        {"name": "leave_one_group_out"}, "session",
     )
+    return write_prepared_corpus(save_folder, {str(k): entries for k, entries in manifests.items()},
+                                 description, options, IemocapPrepError)
 
 
 def main(argv=None):

@@ -146,3 +146,26 @@ def prepare_argument_parser(description, data_folder_help):
     parser.add_argument("--data_folder", required=True, help=data_folder_help)
     parser.add_argument("--save_folder", required=True, help="where the manifests are written")
     return parser
+
+
+def format_count_table(rows, labels):
+    """Formats ``(row name, Counter)`` pairs as a table with one column per label and a total.
+
+    Example
+    -------
+    >>> from collections import Counter
+    >>> print(format_count_table([("Ses01F", Counter(ang=2, neu=1))], ["ang", "neu"]))
+              ang  neu  total
+    Ses01F      2    1      3
+    """
+    name_width = max([len(name) for name, _ in rows] + [8])
+    widths = [max(len(label), 4) for label in labels]
+    header = " " * name_width + "".join(
+        f" {label:>{width}}" for label, width in zip(labels, widths)
+    ) + "  total"
+    lines = [header]
+    for name, counts in rows:
+        cells = "".join(f" {counts.get(label, 0):>{width}}" for label, width in zip(labels, widths))
+        total = sum(counts.get(label, 0) for label in labels)
+        lines.append(f"{name:<{name_width}}{cells} {total:>6}")
+    return "\n".join(lines)
