@@ -112,6 +112,8 @@ def summarize_groups(corpus_name, manifests, labels, dropped, save_folder, label
     total       2    1      3
     dropped: fea 2
     """
+    found = {entry[label_key] for entries in manifests.values() for entry in entries.values()}
+    labels = [*labels, *sorted(found - set(labels))]  # a label left out would vanish from the totals
     rows, total = [], Counter()
     for group, entries in manifests.items():
         counts = Counter(entry[label_key] for entry in entries.values())
@@ -136,7 +138,7 @@ def check_known_counts(corpus_name, found, expected, what="the full corpus"):
     False
     """
     found = {label: int(n) for label, n in found.items() if n}
-    expected = {label: int(n) for label, n in expected.items()}
+    expected = {label: int(n) for label, n in expected.items() if n}
     if found == expected:
         return True
 

@@ -157,8 +157,8 @@ def prepare_ravdess(data_folder, save_folder, vocal_channel="speech", actors_per
         return None
     if vocal_channel not in ("speech", "song", "both"):
         raise RavdessPrepError(f"vocal_channel must be speech, song or both, got {vocal_channel!r}")
-    if int(actors_per_group) < 1:
-        raise RavdessPrepError(f"actors_per_group must be at least 1, got {actors_per_group}")
+    if not str(actors_per_group).isdigit() or int(actors_per_group) < 1:
+        raise RavdessPrepError(f"actors_per_group must be a whole number of at least 1, got {actors_per_group!r}")
     actors_per_group = int(actors_per_group)
     if not os.path.isdir(data_folder):
         raise RavdessPrepError(f"RAVDESS data folder does not exist: {data_folder}")

@@ -250,3 +250,30 @@ def check_modality(corpus, modality, script):
     if modality == "text" and not corpus["text_carries_emotion"]:
         raise CorpusError(f"{corpus['corpus']}: its text is the same sentences read in every emotion, so a "
                           f"text branch ({script}) would learn nothing about emotion; run the speech branch only")
+
+
+def prepare_function(dotted_name):
+    """The prepare function named by a dotted path (the YAMLs' ``prepare_corpus``), e.g.
+    ``data_prep.ravdess_prepare.prepare_ravdess``; it is called as
+    ``prepare(data_folder, save_folder, **options)``.
+
+    Example
+    -------
+    >>> prepare_function("data_prep.iemocap_prepare.prepare_iemocap").__name__
+    'prepare_iemocap'
+    >>> prepare_function("data_prep.nothing.prepare")
+    Traceback (most recent call last):
+    ...
+    mmer_lobes.corpora.CorpusError: prepare_corpus data_prep.nothing.prepare: no module data_prep.nothing
+    """
+    import importlib
+
+    module_name, _, function_name = str(dotted_name).rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise CorpusError(f"prepare_corpus {dotted_name}: no module {module_name}") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise CorpusError(f"prepare_corpus {dotted_name}: {module_name} has no function {function_name}")
+    return function

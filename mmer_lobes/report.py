@@ -1,5 +1,6 @@
-"""The leave-one-session-out report: per-fold and mean ± std UA/WA of every system, the
-paper's figures beside them, and pooled confusion matrices (Table 2 of Padi et al.)."""
+"""The experiment's report: per-fold and mean ± std UA/WA of every system, the paper's
+figures beside them on IEMOCAP (Table 2 of Padi et al.), and pooled confusion matrices.
+Folds keep the order of the protocol (mmer_lobes.corpora.fold_names)."""
 import numpy as np
 
 from mmer_lobes.metrics import confusion_matrix, summarize_confusion
@@ -120,7 +121,7 @@ def summarize_systems(fold_metrics):
     """
     systems = {}
     for system, folds in fold_metrics.items():
-        ordered = sorted(folds, key=int)
+        ordered = list(folds)  # the protocol's order
         entry = {"folds": {f: {"UA": folds[f]["UA"], "WA": folds[f]["WA"]} for f in ordered}}
         for statistic, function in (("mean", np.mean), ("std", np.std)):
             entry[statistic] = {
@@ -134,7 +135,8 @@ def summarize_systems(fold_metrics):
     return {"systems": systems}
 
 
-def render_report(results, classes, paper=None, title="Leave-one-session-out results", notes=()):
+def render_report(results, classes, paper=None, title="Leave-one-session-out results", notes=(),
+                  fold_heading="session"):
     """Markdown report: one table of mean ± std, one of per-fold values, pooled confusions.
 
     Arguments
@@ -145,10 +147,12 @@ def render_report(results, classes, paper=None, title="Leave-one-session-out res
         Class names of the confusion matrices.
     paper : dict, optional
         ``{system: {"UA": x, "WA": y}}``, the paper's IEMOCAP figures, shown in their own
-        labelled column.
+        labelled column; no column without them.
     title : str
     notes : list of str
         Paragraphs printed under the title (e.g. what corpus this is).
+    fold_heading : str
+        What a fold is, in the per-fold table's header ("session", "actor group", "fold").
 
     Example
     -------
@@ -159,27 +163,28 @@ def render_report(results, classes, paper=None, title="Leave-one-session-out res
     ...     results, ["ang", "sad"], {"text": {"UA": 70.33, "WA": 70.24}})
     True
     """
-    paper = paper or {}
     systems = results["systems"]
     lines = [f"# {title}", ""]
+    if results.get("corpus"):
+        lines += [f"Corpus and protocol: {results['corpus']}.", ""]
     for note in notes:
         lines += [note, ""]
-    lines += [
-        "## Mean over folds",
-        "",
-        "| system | UA (%) | WA (%) | paper UA (IEMOCAP) | paper WA (IEMOCAP) |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+    lines += ["## Mean over folds", ""]
+    if paper:
+        lines += ["| system | UA (%) | WA (%) | paper UA (IEMOCAP) | paper WA (IEMOCAP) |",
+                  "| --- | --- | --- | --- | --- |"]
+    else:
+        lines += ["| system | UA (%) | WA (%) |", "| --- | --- | --- |"]
     for name, entry in systems.items():
-        reference = paper.get(name) or {}
-        lines.append(
-            f"| {name} | {entry['mean']['UA']:.2f} ± {entry['std']['UA']:.2f} | "
-            f"{entry['mean']['WA']:.2f} ± {entry['std']['WA']:.2f} | "
-            f"{_figure(reference.get('UA'))} | {_figure(reference.get('WA'))} |"
-        )
-    folds = sorted({f for entry in systems.values() for f in entry["folds"]}, key=int)
-    lines += ["", "## Per fold (test session): UA / WA (%)", "",
-              "| system | " + " | ".join(f"session {f}" for f in folds) + " |",
+        row = (f"| {name} | {entry['mean']['UA']:.2f} ± {entry['std']['UA']:.2f} | "
+               f"{entry['mean']['WA']:.2f} ± {entry['std']['WA']:.2f} |")
+        if paper:
+            reference = paper.get(name) or {}
+            row += f" {_figure(reference.get('UA'))} | {_figure(reference.get('WA'))} |"
+        lines.append(row)
+    folds = list(dict.fromkeys(f for entry in systems.values() for f in entry["folds"]))
+    lines += ["", f"## Per fold (test {fold_heading}): UA / WA (%)", "",
+              "| system | " + " | ".join(f"{fold_heading} {f}" for f in folds) + " |",
               "| --- |" + " --- |" * len(folds)]
     for name, entry in systems.items():
         cells = [

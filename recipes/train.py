@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Speech emotion recognition on one leave-one-session-out fold of IEMOCAP, by transfer
-from the ResNet34 speaker encoder (scratch, linear probing or fine-tuning).
+"""Speech emotion recognition on one fold of a prepared corpus (IEMOCAP by default, one
+session left out), by transfer from the ResNet34 speaker encoder (scratch, linear probing or
+fine-tuning).
 
     python recipes/train.py hparams/resnet_ser.yaml --data_folder <IEMOCAP_full_release> \\
-        --test_session 5 --mode finetune --pretrained_encoder results/speaker/encoder \\
+        --test_fold 5 --mode finetune --pretrained_encoder results/speaker/encoder \\
         --output_folder results/ser/fold5
 
 Trains on random chunks with SpecAugment copies, selects the checkpoint with the lowest
@@ -23,13 +24,12 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from data_prep.iemocap_prepare import prepare_iemocap
 from mmer_lobes.audio import audio_pipeline
 from mmer_lobes.encoder_folders import DEFINITION_FILE, check_encoder_overrides
 from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.evaluation import ScoreCollector
 from mmer_lobes.files import atomic_write_text
-from mmer_lobes.folds import fold_manifest_paths, make_fold
+from mmer_lobes.folds import prepare_recipe_fold, rename_legacy_overrides
 from mmer_lobes.hparams_files import parse_yaml_tree
 from mmer_lobes.kaldi_features import features_and_lengths
 from mmer_lobes.labels import load_label_encoder
@@ -144,12 +144,13 @@ def dataio_prep(hparams, fold_paths):
 
 
 def main(argv=None):
-    """Prepares IEMOCAP, builds the fold, transfers the encoder, trains and evaluates.
+    """Prepares the corpus, builds the fold, transfers the encoder, trains and evaluates.
 
     ``argv`` (default ``sys.argv[1:]``) is the recipe's command line. Bad input raises a
     :class:`~mmer_lobes.errors.ProjectError` (IemocapPrepError, FoldError, LabelOrderError,
     AudioError, EncoderMismatchError...)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    overrides = rename_legacy_overrides(overrides)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     # An encoder folder defines the features and the architecture: refuse a flag against it.
@@ -163,17 +164,7 @@ def main(argv=None):
     # The encoder definition this fold used, for recipes/export.py and for the record.
     run_on_main(atomic_write_text, args=[os.path.join(hparams["output_folder"], DEFINITION_FILE),
                                          hparams["speech_encoder"].text])
-    if not hparams["skip_prep"]:
-        run_on_main(prepare_iemocap, kwargs={
-            "data_folder": hparams["data_folder"], "save_folder": hparams["manifest_folder"],
-        })
-    run_on_main(make_fold, kwargs={
-        "manifest_folder": hparams["manifest_folder"], "test_session": hparams["test_session"],
-        "save_folder": hparams["fold_folder"], "classes": hparams["emotions"],
-        "sessions": hparams["sessions"], "holdout": hparams["holdout"],
-        "holdout_share": hparams["holdout_share"], "seed": hparams["fold_seed"],
-    })
-    datasets = dataio_prep(hparams, fold_manifest_paths(hparams["fold_folder"]))
+    datasets = dataio_prep(hparams, prepare_recipe_fold(hparams, "speech", "train.py"))
 
     mode = hparams["mode"]
     if mode != "scratch" and hparams["use_pretrained"]:

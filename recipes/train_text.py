@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-r"""Text emotion recognition on one leave-one-session-out fold of IEMOCAP.
+r"""Text emotion recognition on one fold of a prepared corpus (IEMOCAP by default, one
+session left out).
 
 A pre-trained BERT-style encoder is fine-tuned with a new FC head on the transcripts
 (Padi et al. 2022). The model with the lowest hold-out error is kept, and its
@@ -8,7 +9,7 @@ log-posteriors on the hold-out and test splits are written as score files for fu
 Usage::
 
     python recipes/train_text.py hparams/bert_text.yaml \
-        --data_folder /path/to/IEMOCAP_full_release --test_session 5 \
+        --data_folder /path/to/IEMOCAP_full_release --test_fold 5 \
         --output_folder results/text/fold5
 
 Writes under ``output_folder``: ``manifests/`` (unless ``--manifest_folder`` points
@@ -29,12 +30,10 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
-from speechbrain.utils.distributed import run_on_main
 
-from data_prep.iemocap_prepare import prepare_iemocap
 from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.evaluation import ScoreCollector
-from mmer_lobes.folds import fold_manifest_paths, make_fold
+from mmer_lobes.folds import prepare_recipe_fold, rename_legacy_overrides
 from mmer_lobes.labels import load_label_encoder
 from mmer_lobes.text import text_pipeline
 
@@ -153,9 +152,10 @@ def main(argv=None):
     """Prepares the manifests and the fold, trains, and evaluates the best checkpoint.
 
     ``argv`` (default ``sys.argv[1:]``) is the recipe's command line. Bad input raises a
-    :class:`~mmer_lobes.errors.ProjectError` (TextModelError, IemocapPrepError, FoldError,
+    :class:`~mmer_lobes.errors.ProjectError` (TextModelError, IemocapPrepError, CorpusError, FoldError,
     LabelOrderError...)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    overrides = rename_legacy_overrides(overrides)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)  # a missing text model: TextModelError
@@ -171,30 +171,8 @@ def main(argv=None):
         overrides=overrides,
     )
 
-    if not hparams["skip_prep"]:
-        run_on_main(
-            prepare_iemocap,
-            kwargs={
-                "data_folder": hparams["data_folder"],
-                "save_folder": hparams["manifest_folder"],
-                "sessions": hparams["sessions"],
-            },
-        )
     # The same call as the speech recipe's, so both modalities get the same splits.
-    run_on_main(
-        make_fold,
-        kwargs={
-            "manifest_folder": hparams["manifest_folder"],
-            "test_session": hparams["test_session"],
-            "save_folder": hparams["fold_folder"],
-            "classes": hparams["emotions"],
-            "sessions": hparams["sessions"],
-            "holdout": hparams["holdout"],
-            "holdout_share": hparams["holdout_share"],
-            "seed": hparams["fold_seed"],
-        },
-    )
-    fold_paths = fold_manifest_paths(hparams["fold_folder"])
+    fold_paths = prepare_recipe_fold(hparams, "text", "train_text.py")
     datasets = dataio_prep(hparams, fold_paths)
     label_encoder = datasets["label_encoder"]
     hparams["classes"] = [label_encoder.ind2lab[i] for i in range(len(label_encoder))]
