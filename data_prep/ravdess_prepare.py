@@ -46,13 +46,15 @@ from mmer_lobes.errors import ProjectError, run_script
 
 logger = logging.getLogger(__name__)
 
-FILE_PATTERN = re.compile(r"^03-(0[12])-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d{2})\.wav$")
+FILE_PATTERN = re.compile(r"^03-(0[12])-(0[1-8])-(0[12])-(0[12])-(0[12])-(0[1-9]|1\d|2[0-4])\.wav$")
 EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful",
             "07": "disgust", "08": "surprised"}
 INTENSITIES = {"01": "normal", "02": "strong"}
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 VOCAL_CHANNELS = {"01": "speech", "02": "song"}
 N_ACTORS = 24
+# The actors of each vocal channel in the full release: actor 18 sang nothing.
+FULL_CORPUS_ACTORS = {"speech": N_ACTORS, "song": N_ACTORS - 1}
 # The full release's counts per vocal channel.
 FULL_CORPUS_COUNTS = {
     "speech": {"neutral": 96, **{EMOTIONS[code]: 192 for code in ("02", "03", "04", "05", "06", "07", "08")}},
@@ -189,7 +191,8 @@ def prepare_ravdess(data_folder, save_folder, vocal_channel="speech", actors_per
     for channel in channels:
         expected.update(FULL_CORPUS_COUNTS[channel])
     actors = {entry["speaker"] for entries in manifests.values() for entry in entries.values()}
-    if expect_full_corpus or (expect_full_corpus is None and len(actors) == N_ACTORS and set(found) == set(expected)):
+    full_actors = max(FULL_CORPUS_ACTORS[channel] for channel in channels)
+    if expect_full_corpus or (expect_full_corpus is None and len(actors) == full_actors and set(found) == set(expected)):
         check_known_counts("RAVDESS", found, expected)
     else:
         logger.info("RAVDESS: %d actors and the emotions %s: not the full release, counts not checked",

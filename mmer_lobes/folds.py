@@ -124,18 +124,20 @@ def apply_label_map(entries, label_key, label_map, classes, source):
 
 def check_label_map(label_map, classes, corpus):
     """Checks that ``label_map`` maps labels of the corpus to classes; returns it as a
-    ``{str: str}`` dictionary (None stays None).
+    ``{str: str}`` dictionary, or None when it is empty or None (no map).
 
     Example
     -------
     >>> check_label_map({"angry": "ang"}, ["ang"], {"corpus": "RAVDESS", "labels": ["angry", "sad"]})
     {'angry': 'ang'}
+    >>> check_label_map({}, ["ang"], {"corpus": "IEMOCAP", "labels": ["ang"]}) is None
+    True
     >>> check_label_map({"angry": "fury"}, ["ang"], {"corpus": "RAVDESS", "labels": ["angry"]})
     Traceback (most recent call last):
     ...
     mmer_lobes.folds.FoldError: label_map maps to fury, which is not one of the classes ['ang']
     """
-    if label_map is None:
+    if not label_map:
         return None
     label_map = {str(native): str(target) for native, target in dict(label_map).items()}
     unknown_targets = sorted(set(label_map.values()) - set(classes))
@@ -287,8 +289,8 @@ def make_fold(
     classes : list of str
         The classes the model knows.
     label_map : dict, optional
-        Native label -> class; labels it does not map are dropped and counted. None: the
-        manifests' labels must be classes.
+        Native label -> class; labels it does not map are dropped and counted. None or empty:
+        the manifests' labels must be classes.
     protocol : str, optional
         ``leave_one_group_out``, ``speaker_folds`` or ``official``; None: the corpus's default.
     n_folds : int, optional

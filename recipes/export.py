@@ -29,6 +29,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from data_prep.mini_corpora import CORPUS_MARKER
+from mmer_lobes.corpora import CORPUS_FILE, describe_protocol
 from mmer_lobes.checkpoints import CompleteCheckpointer
 from mmer_lobes.encoder_folders import DEFINITION_FILE
 from mmer_lobes.errors import ProjectError, one_line, run_script
@@ -120,7 +121,15 @@ def read_part(kind, folder, keys, files, overrides):
     sizes = {split: len(read_json(os.path.join(folder, "fold", f"{split}.json"), required=False) or {})
              for split in ("train", "holdout", "test")}
     summary = {key: plain(data.get(key), key, path) for key in
-               ("data_folder", "test_session", "holdout", "holdout_share", "fold_seed", "mode", "pretrained_encoder")}
+               ("data_folder", "test_fold", "holdout", "holdout_share", "fold_seed", "mode", "pretrained_encoder")}
+    if summary["test_fold"] is None:  # trained before corpus.json, when every corpus was IEMOCAP
+        summary["test_fold"] = plain(data.get("test_session"), "test_session", path)
+    corpus = read_json(os.path.join(str(data.get("manifest_folder")), CORPUS_FILE), required=False) \
+        if data.get("manifest_folder") else None
+    summary.update(corpus=corpus["corpus"] if corpus else "IEMOCAP",
+                   protocol=describe_protocol(corpus, plain(data.get("protocol"), "protocol", path),
+                                              plain(data.get("n_folds"), "n_folds", path))
+                   if corpus else "IEMOCAP, leave one session out")
     data_folder = summary["data_folder"]
     summary.update(folder=os.path.abspath(folder), sizes=sizes, metrics=metrics_of(folder),
                    synthetic_corpus=bool(data_folder) and os.path.isfile(os.path.join(str(data_folder), CORPUS_MARKER)))
@@ -275,9 +284,9 @@ def export(settings):
     if any(part["classes"] != classes for part in parts) or (fusion and list(fusion["params"].get("classes", [])) != classes):
         raise ExportError(f"class orders differ: {[p['classes'] for p in parts]}"
                           + (f", fusion {fusion['params'].get('classes')}" if fusion else ""))
-    sessions = {part["summary"]["test_session"] for part in parts}
-    if len(sessions) > 1:
-        raise ExportError(f"the speech and the text folds test different sessions: {sorted(map(str, sessions))}")
+    tested = {(part["summary"]["corpus"], str(part["summary"]["test_fold"])) for part in parts}
+    if len(tested) > 1:
+        raise ExportError(f"the speech and the text folds test different folds: {sorted(tested)}")
 
     output = os.path.abspath(settings["output_folder"])
     if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):

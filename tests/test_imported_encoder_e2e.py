@@ -45,7 +45,7 @@ def imported_fold(request, imported_encoder, iemocap_manifests, tmp_path_factory
     data_folder, manifest_folder = iemocap_manifests
     out = str(tmp_path_factory.mktemp(f"fold_{kind}_{request.param}"))
     run_command(["recipes/train.py", "hparams/resnet_ser.yaml", f"--data_folder={data_folder}",
-                 f"--manifest_folder={manifest_folder}", "--skip_prep=True", "--test_session=5",
+                 f"--manifest_folder={manifest_folder}", "--skip_prep=True", "--test_fold=5",
                  f"--mode={request.param}", f"--pretrained_encoder={encoder}", f"--output_folder={out}",
                  *TRAINING_VIEW])
     return kind, request.param, out

@@ -55,7 +55,7 @@ def build_exported_fold(tmp_path_factory, iemocap_manifests, run_command):
     speech, text = os.path.join(root, "speech"), os.path.join(root, "text")
     fusion, iface = os.path.join(root, "fusion"), os.path.join(root, "iface")
     iface_speech, iface_text = os.path.join(root, "iface_speech"), os.path.join(root, "iface_text")
-    common = [f"--data_folder={data_folder}", "--test_session=5",
+    common = [f"--data_folder={data_folder}", "--test_fold=5",
               f"--manifest_folder={manifest_folder}", "--skip_prep=True"]
     run_command(["recipes/train.py", "hparams/resnet_ser.yaml", *common, *TINY_SPEECH,
                  f"--output_folder={speech}"])

@@ -1,9 +1,13 @@
 """hparams/loso_demo.yaml is hparams/loso.yaml plus the demo's overrides (`base: loso.yaml`):
-recipes/loso.py applies them, then the command line's, and refuses a key the base lacks."""
+recipes/experiment.py (also run as recipes/loso.py) applies them, then the command line's, and
+refuses a key the base lacks. The jobs follow the corpus's protocol."""
+import json
 import os
 
 import pytest
 from hyperpyyaml import load_hyperpyyaml
+
+from mmer_lobes.corpora import CorpusError, corpus_description
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "hparams", "loso_demo.yaml")
@@ -11,7 +15,12 @@ DEMO = os.path.join(REPO, "hparams", "loso_demo.yaml")
 
 @pytest.fixture(scope="module")
 def loso(import_recipe):
-    return import_recipe("loso")
+    return import_recipe("experiment")
+
+
+def test_the_old_script_name_is_the_same_experiment(import_recipe, loso):
+    old = import_recipe("loso")
+    assert old.build_jobs.__module__ == old.main.__module__ == old.ExperimentError.__module__ == "experiment"
 
 
 def test_the_demo_is_the_base_with_its_overrides(loso):
@@ -30,18 +39,18 @@ def test_the_demo_is_the_base_with_its_overrides(loso):
 
 
 def test_command_line_overrides_apply_after_the_demo_ones(loso):
-    demo = loso.load_experiment(DEMO, "test_sessions: [5]\nspeech_overrides: {number_of_epochs: 2}")
-    assert demo["test_sessions"] == [5]
+    demo = loso.load_experiment(DEMO, "test_folds: [5]\nspeech_overrides: {number_of_epochs: 2}")
+    assert demo["test_folds"] == [5]
     assert demo["speech_overrides"]["number_of_epochs"] == 2
     assert demo["speech_overrides"]["chunk_frames"] == [100]  # merged, not replaced
 
 
-@pytest.mark.parametrize("overrides", ["test_session: [5]", ""])
+@pytest.mark.parametrize("overrides", ["test_fold: [5]", ""])
 def test_a_key_the_base_lacks_is_refused(loso, tmp_path, overrides):
     demo = tmp_path / "demo.yaml"
     demo.write_text("base: " + os.path.join(REPO, "hparams", "loso.yaml") + "\ndata_folder: x\n"
-                    + ("" if overrides else "test_sesions: [5]\n"), encoding="utf-8")
-    with pytest.raises(loso.ExperimentError, match="'test_sess?ions?' not found"):
+                    + ("" if overrides else "test_fods: [5]\n"), encoding="utf-8")
+    with pytest.raises(loso.ExperimentError, match="'test_fol?ds?' not found"):
         loso.load_experiment(str(demo), overrides)
 
 
@@ -54,25 +63,32 @@ def test_an_encoder_folder_must_hold_its_definition_and_weights(loso, tmp_path, 
     hparams = loso.load_experiment(DEMO, f"pretrained_encoder: {folder}\noutput_folder: {tmp_path / 'out'}")
     with pytest.raises(loso.ExperimentError, match=f"pretrained_encoder {folder} holds no {missing}: an encoder "
                                                    "folder is written by recipes/train_speaker.py or mmer-import-encoder"):
-        loso.build_jobs(hparams)
+        loso.build_jobs(hparams, _manifests(tmp_path))
 
 
-def _manifests(tmp_path):
-    """Empty session manifests where the jobs' records look for them."""
+def _manifests(tmp_path, groups=("1", "2", "3", "4", "5"), protocol=None, modalities=("speech", "text"),
+               text_carries_emotion=True):
+    """Empty group manifests and the corpus.json that names them, where the jobs look for them;
+    returns the corpus description."""
     folder = tmp_path / "out" / "manifests"
     folder.mkdir(parents=True)
-    for session in range(1, 6):
-        (folder / f"Session{session}.json").write_text("{}")
+    for group in groups:
+        (folder / f"{group}.json").write_text("{}")
+    corpus = corpus_description("test corpus", ["ang"], {g: f"{g}.json" for g in groups},
+                                protocol or {"name": "leave_one_group_out"}, "session", modalities,
+                                text_carries_emotion)
+    (folder / "corpus.json").write_text(json.dumps(corpus))
+    return corpus
 
 
 def test_jobs_read_the_encoder_folder_they_are_given(loso, tmp_path):
-    _manifests(tmp_path)
+    corpus = _manifests(tmp_path)
     folder = tmp_path / "encoder"
     folder.mkdir()
     for name in ("encoder.yaml", "encoder.ckpt"):
         (folder / name).write_bytes(b"")
     hparams = loso.load_experiment(DEMO, f"pretrained_encoder: {folder}\noutput_folder: {tmp_path / 'out'}")
-    speaker_jobs, fold_jobs = loso.build_jobs(hparams)[:2]
+    speaker_jobs, fold_jobs = loso.build_jobs(hparams, corpus)[:2]
     speech = [job for job in fold_jobs if job.name.startswith("speech_")]
     assert speech and speaker_jobs == []
     for job in speech:
@@ -81,10 +97,32 @@ def test_jobs_read_the_encoder_folder_they_are_given(loso, tmp_path):
 
 
 def test_the_speaker_job_depends_on_its_encoder_template(loso, tmp_path):
-    _manifests(tmp_path)
+    corpus = _manifests(tmp_path)
     hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}")
-    speaker = loso.build_jobs(hparams)[0][0]
+    speaker = loso.build_jobs(hparams, corpus)[0][0]
     assert speaker.name == "speaker pretraining"
     assert list(speaker.definition["input_files"]) == [os.path.join(REPO, "hparams", "encoders", "paper_resnet34.yaml")]
     assert [os.path.relpath(f, speaker.output_folder) for f in speaker.done_files] == [
         "verification.json", "encoder/encoder.yaml", "encoder/encoder.ckpt"]
+
+
+def test_the_jobs_follow_the_corpus_protocol_and_modalities(loso, tmp_path):
+    corpus = _manifests(tmp_path, groups=("a", "b", "c"), modalities=("speech", "text"), text_carries_emotion=False)
+    hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\nmodalities: [speech]\n"
+                                         "speech_modes: [scratch]\nprotocol: speaker_folds\nn_folds: 4")
+    speaker_jobs, fold_jobs, fusion_jobs, folders = loso.build_jobs(hparams, corpus)
+    assert speaker_jobs == [] and fusion_jobs == []  # scratch transfers nothing; no text, no fusion
+    assert [job.name for job in fold_jobs] == [f"speech_scratch fold {k}" for k in "1234"]
+    assert folders == {"speech_scratch": {k: str(tmp_path / "out" / "speech_scratch" / f"fold{k}") for k in "1234"}}
+    assert {key: fold_jobs[0].overrides[key] for key in ("test_fold", "protocol", "n_folds", "skip_prep")} == \
+        {"test_fold": "1", "protocol": "speaker_folds", "n_folds": 4, "skip_prep": True}
+    # the corpus.json and every group manifest define each job
+    assert {os.path.basename(f) for f in fold_jobs[0].definition["input_files"]} == {"corpus.json", "a.json", "b.json",
+                                                                                     "c.json"}
+    with pytest.raises(CorpusError, match="test corpus: its text is the same sentences read in every emotion"):
+        loso.build_jobs(loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}"), corpus)
+    hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\nmodalities: [speech]\n"
+                                         "speech_modes: [scratch]\ntest_folds: [a, z]")
+    with pytest.raises(loso.ExperimentError, match=r"test_folds \['z'\] are not folds of test corpus, leave one "
+                                                   r"session out \(3 folds\): \['a', 'b', 'c'\]"):
+        loso.build_jobs(hparams, corpus)

@@ -117,7 +117,7 @@ def test_speaker_pretraining_writes_encoder_and_verification(speaker_run, mini_c
 
 def _ser_command(data_folder, out, mode, encoder, epochs, *extra):
     command = ["recipes/train.py", "hparams/resnet_ser.yaml", f"--data_folder={data_folder}",
-               "--test_session=5", f"--mode={mode}", f"--output_folder={out}",
+               "--test_fold=5", f"--mode={mode}", f"--output_folder={out}",
                f"--number_of_epochs={epochs}", "--augment_copies=1", *TINY, *extra]
     if encoder:
         command.append(f"--pretrained_encoder={encoder}")
@@ -333,16 +333,16 @@ def test_architecture_flag_against_the_encoder_folder_is_refused(speaker_run, ie
 
 
 @pytest.mark.parametrize("override, message", [
-    ("--test_session=7", "test session 7 is not one of the sessions"),
-    ("--sessions=[1, 2, 3, 4, 5, 6]", "Session6.json"),
+    # the old name of --test_fold still works
+    ("--test_session=7", "train.py: error: fold 7 is not one of the folds of IEMOCAP, leave one session out "
+                         "(5 folds): ['1', '2', '3', '4', '5']"),
+    ("--protocol=official", "train.py: error: protocol official needs the corpus's train, holdout and test groups"),
 ])
 def test_missing_fold_is_a_clear_error(override, message, iemocap_manifests, tmp_path, repo_root):
     data_folder, manifest_folder = iemocap_manifests
     command = _ser_command(data_folder, str(tmp_path / "x"), "scratch", None, 1,
                            f"--manifest_folder={manifest_folder}", "--skip_prep=True")
-    command = [c for c in command if not c.startswith("--test_session")] + [override]
-    if not override.startswith("--test_session"):
-        command.append("--test_session=5")
+    command = [c for c in command if not c.startswith("--test_fold")] + [override]
     result = subprocess.run([sys.executable, *command], cwd=repo_root, capture_output=True, text=True)
     assert result.returncode == 2  # bad input (mmer_lobes.errors.run_script)
     assert message in result.stderr and "Traceback" not in result.stderr
@@ -355,6 +355,7 @@ def test_empty_manifest_is_a_clear_error(iemocap_manifests, tmp_path, repo_root)
     for k in range(1, 6):
         text = open(os.path.join(manifest_folder, f"Session{k}.json")).read() if k != 2 else "{}"
         (broken / f"Session{k}.json").write_text(text)
+    (broken / "corpus.json").write_text(open(os.path.join(manifest_folder, "corpus.json")).read())
     command = _ser_command(data_folder, str(tmp_path / "x"), "scratch", None, 1,
                            f"--manifest_folder={broken}", "--skip_prep=True")
     result = subprocess.run([sys.executable, *command], cwd=repo_root, capture_output=True, text=True)

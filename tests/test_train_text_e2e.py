@@ -19,7 +19,7 @@ def _command(data_folder, output_folder, *extra):
     return [
         "recipes/train_text.py", "hparams/bert_text.yaml",
         "--data_folder", data_folder,
-        "--test_session", "5",
+        "--test_fold", "5",
         "--output_folder", output_folder,
         *extra,
     ]

@@ -31,7 +31,7 @@ def front_matter(info, license_name):
     Example
     -------
     >>> info = {"modalities": ["speech"], "synthetic_corpus": True, "fusion": None,
-    ...         "speech": {"test_session": 5, "metrics": {"test": {"UA": 61.0, "WA": 60.5}}}}
+    ...         "speech": {"test_fold": 5, "corpus": "IEMOCAP", "metrics": {"test": {"UA": 61.0, "WA": 60.5}}}}
     >>> card = yaml.safe_load(front_matter(info, "other"))
     >>> card["tags"][:3], card["model-index"][0]["results"][0]["metrics"][0]["value"]
     (['speechbrain', 'emotion-recognition', 'audio-classification'], 61.0)
@@ -39,26 +39,27 @@ def front_matter(info, license_name):
     speech, text = "speech" in info["modalities"], "text" in info["modalities"]
     tags = ["speechbrain", "emotion-recognition"] + (["audio-classification"] if speech else []) \
         + (["text-classification"] if text else []) + (["late-fusion"] if info.get("fusion") else []) + ["mmer"]
-    dataset = "synthetic mini-IEMOCAP (mmer)" if info["synthetic_corpus"] else "IEMOCAP"
+    part = info.get("speech") or info.get("text")
+    dataset = f"synthetic mini-{part['corpus']} (mmer)" if info["synthetic_corpus"] else part["corpus"]
+    dataset_id = part["corpus"].split()[0].lower()  # "RAVDESS speech" -> ravdess
     results = []
-    for part, task in (("speech", "audio-classification"), ("text", "text-classification")):
-        if info.get(part):
-            results.append((f"{part} model", task, info[part]["metrics"].get("test")))
+    for modality, task in (("speech", "audio-classification"), ("text", "text-classification")):
+        if info.get(modality):
+            results.append((f"{modality} model", task, info[modality]["metrics"].get("test")))
     if info.get("fusion"):
         results.append((f"{info['fusion']['params']['method']} fusion", "audio-classification",
                         info["fusion"]["metrics"].get("test")))
-    session = (info.get("speech") or info.get("text"))["test_session"]
     index = [{
         "name": "mmer " + " + ".join(info["modalities"]),
         "results": [{
             "task": {"type": task, "name": f"Emotion recognition ({name})"},
-            "dataset": {"name": f"{dataset}, session {session} held out", "type": "iemocap"},
+            "dataset": {"name": f"{dataset}, fold {part['test_fold']} held out", "type": dataset_id},
             "metrics": [{"type": "unweighted-accuracy", "name": "UA", "value": _rounded(figures, "UA")},
                         {"type": "accuracy", "name": "WA", "value": _rounded(figures, "WA")}],
         } for name, task, figures in results],
     }]
     card = {"language": ["en"], "license": license_name, "library_name": "speechbrain", "tags": tags,
-            "datasets": ["iemocap"], "metrics": ["accuracy", "unweighted-accuracy"], "model-index": index}
+            "datasets": [dataset_id], "metrics": ["accuracy", "unweighted-accuracy"], "model-index": index}
     return yaml.safe_dump(card, sort_keys=False, width=100).strip()
 
 
@@ -93,7 +94,8 @@ def model_card(info, settings, license_name="other"):
     >>> info = {"modalities": ["text"], "synthetic_corpus": False, "fusion": None, "classes": ["neu", "sad"],
     ...         "interface_class": "TextEmotionRecognizer", "inference": {"yaml": "hparams/inference/text.yaml"},
     ...         "checkpoints": {"text_classifier": {"error_rate": 0.25}},
-    ...         "text": {"test_session": 5, "metrics": {"test": {"UA": 61.0, "WA": 60.5}}, "holdout": "dialogue",
+    ...         "text": {"test_fold": 5, "corpus": "IEMOCAP", "protocol": "IEMOCAP, leave one session out",
+    ...                  "metrics": {"test": {"UA": 61.0, "WA": 60.5}}, "holdout": "dialogue",
     ...                  "data_folder": "/data/IEMOCAP", "sizes": {"train": 3, "holdout": 1, "test": 2}}}
     >>> card = model_card(info, {"text": {"text_model": "bert-base-uncased", "max_length": 128, "pooling": "cls"}})
     >>> card.startswith("---") and "| text | 61.00 | 60.50 |" in card
@@ -148,13 +150,13 @@ def model_card(info, settings, license_name="other"):
     if info["synthetic_corpus"]:
         lines["limits"].insert(0, "- Trained on synthetic speech and scripted sentences: no claim on real data.")
     lines["limits"].append(
-        "- Trained on one leave-one-session-out fold of (mini-)IEMOCAP: acted English dialogues, "
-        f"{len(info['classes'])} classes only; other emotions are forced into these, and other languages, "
-        "recording conditions and speaking styles are untested.")
+        f"- Trained on one fold of {'mini-' if info['synthetic_corpus'] else ''}{part['corpus']}, "
+        f"{len(info['classes'])} classes only; other emotions are forced into these, and other corpora, "
+        "languages, recording conditions and speaking styles are untested.")
     sizes = part.get("sizes", {})
     protocol = [
         f"- Corpus: `{part.get('data_folder')}`" + (" (mmer's synthetic mini-IEMOCAP)" if info["synthetic_corpus"] else "") + ".",
-        f"- Leave-one-session-out fold: test session {part['test_session']}, training on the other sessions; "
+        f"- Fold {part['test_fold']} of {part['protocol']}: tested on that fold, trained on the others; "
         f"hold-out `{part.get('holdout')}` for checkpoint selection" + (" and fusion" if fusion else "") + ".",
         f"- Utterances: {sizes.get('train')} train, {sizes.get('holdout')} hold-out, {sizes.get('test')} test."]
     warning = ("\n> **Warning: trained on a synthetic corpus.** The training data came from mmer's built-in "
