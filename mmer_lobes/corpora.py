@@ -232,24 +232,24 @@ def fold_heading(corpus, protocol=None, n_folds=None):
     return corpus["group_kind"] if chosen["name"] == "leave_one_group_out" else "fold"
 
 
-def check_modality(corpus, modality, script):
+def check_modality(corpus, modality):
     """Refuses, with one line, a branch the corpus cannot train: no such modality, or text
     that carries no emotion.
 
     Example
     -------
     >>> corpus = {"corpus": "RAVDESS speech", "modalities": ["speech", "text"], "text_carries_emotion": False}
-    >>> check_modality(corpus, "text", "train_text.py")
+    >>> check_modality(corpus, "text")
     Traceback (most recent call last):
     ...
-    mmer_lobes.corpora.CorpusError: RAVDESS speech: its text is the same sentences read in every emotion, so a text branch (train_text.py) would learn nothing about emotion; run the speech branch only
+    mmer_lobes.corpora.CorpusError: RAVDESS speech: its text is the same sentences read in every emotion, so a text branch would learn nothing about emotion; run the speech branch only (modalities: [speech])
     """
     if modality not in corpus["modalities"]:
-        raise CorpusError(f"{corpus['corpus']} was prepared without {modality} (modalities: "
-                          f"{corpus['modalities']}), so {script} cannot run on it")
+        raise CorpusError(f"{corpus['corpus']} was prepared without {modality} (its modalities: "
+                          f"{corpus['modalities']}), so no {modality} branch can run on it")
     if modality == "text" and not corpus["text_carries_emotion"]:
-        raise CorpusError(f"{corpus['corpus']}: its text is the same sentences read in every emotion, so a "
-                          f"text branch ({script}) would learn nothing about emotion; run the speech branch only")
+        raise CorpusError(f"{corpus['corpus']}: its text is the same sentences read in every emotion, so a text "
+                          "branch would learn nothing about emotion; run the speech branch only (modalities: [speech])")
 
 
 def prepare_function(dotted_name):

@@ -447,7 +447,7 @@ def rename_legacy_overrides(overrides):
     return overrides
 
 
-def prepare_recipe_fold(hparams, modality, script):
+def prepare_recipe_fold(hparams, modality):
     """What a training recipe does before its data pipeline: prepares the corpus (unless
     ``skip_prep``), checks that the corpus can train the ``modality`` branch, and writes the
     fold of ``test_fold`` (on the main process). Returns the fold's manifest paths.
@@ -458,7 +458,7 @@ def prepare_recipe_fold(hparams, modality, script):
     -------
     >>> import tempfile
     >>> hparams = {"skip_prep": True, "manifest_folder": tempfile.mkdtemp()}
-    >>> prepare_recipe_fold(hparams, "speech", "train.py")
+    >>> prepare_recipe_fold(hparams, "speech")
     Traceback (most recent call last):
     ...
     mmer_lobes.corpora.CorpusError: no corpus.json in ...: run the corpus's prepare script (data_prep/*_prepare.py) first
@@ -468,7 +468,7 @@ def prepare_recipe_fold(hparams, modality, script):
     if not hparams["skip_prep"]:
         run_on_main(prepare_function(hparams["prepare_corpus"]), kwargs={
             "data_folder": hparams["data_folder"], "save_folder": hparams["manifest_folder"]})
-    check_modality(load_corpus(hparams["manifest_folder"]), modality, script)
+    check_modality(load_corpus(hparams["manifest_folder"]), modality)
     run_on_main(make_fold, kwargs={
         "manifest_folder": hparams["manifest_folder"], "test_fold": hparams["test_fold"],
         "save_folder": hparams["fold_folder"], "classes": hparams["emotions"], "label_map": hparams["label_map"],

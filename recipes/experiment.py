@@ -92,7 +92,7 @@ def build_jobs(hparams, corpus, run_args=()):
     if unknown or not modalities:
         raise ExperimentError(f"modalities must be some of [speech, text], got {hparams['modalities']}")
     for modality in modalities:
-        check_modality(corpus, modality, f"the {modality} branch")
+        check_modality(corpus, modality)
     speech_modes = hparams["speech_modes"] if "speech" in modalities else []
     fused = "speech" in modalities and "text" in modalities
     if fused and hparams["fusion_speech_mode"] not in speech_modes:

@@ -164,7 +164,7 @@ def main(argv=None):
     # The encoder definition this fold used, for recipes/export.py and for the record.
     run_on_main(atomic_write_text, args=[os.path.join(hparams["output_folder"], DEFINITION_FILE),
                                          hparams["speech_encoder"].text])
-    datasets = dataio_prep(hparams, prepare_recipe_fold(hparams, "speech", "train.py"))
+    datasets = dataio_prep(hparams, prepare_recipe_fold(hparams, "speech"))
 
     mode = hparams["mode"]
     if mode != "scratch" and hparams["use_pretrained"]:

@@ -172,7 +172,7 @@ def main(argv=None):
     )
 
     # The same call as the speech recipe's, so both modalities get the same splits.
-    fold_paths = prepare_recipe_fold(hparams, "text", "train_text.py")
+    fold_paths = prepare_recipe_fold(hparams, "text")
     datasets = dataio_prep(hparams, fold_paths)
     label_encoder = datasets["label_encoder"]
     hparams["classes"] = [label_encoder.ind2lab[i] for i in range(len(label_encoder))]
