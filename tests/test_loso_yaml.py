@@ -126,3 +126,15 @@ def test_the_jobs_follow_the_corpus_protocol_and_modalities(loso, tmp_path):
     with pytest.raises(loso.ExperimentError, match=r"test_folds \['z'\] are not folds of test corpus, leave one "
                                                    r"session out \(3 folds\): \['a', 'b', 'c'\]"):
         loso.build_jobs(hparams, corpus)
+
+
+def test_an_official_partition_runs_one_fold_and_text_alone_has_no_fusion(loso, tmp_path):
+    corpus = _manifests(tmp_path, groups=("train", "dev", "test"), modalities=("text",),
+                        protocol={"name": "official", "train": ["train"], "holdout": ["dev"], "test": ["test"]})
+    hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\nmodalities: [text]")
+    speaker_jobs, fold_jobs, fusion_jobs, folders = loso.build_jobs(hparams, corpus)
+    assert speaker_jobs == [] and fusion_jobs == []  # no speech: no encoder, no fusion
+    assert [job.name for job in fold_jobs] == ["text fold test"] and list(folders) == ["text"]
+    with pytest.raises(CorpusError, match=r"test corpus was prepared without speech \(its modalities: \['text'\]\), "
+                                          "so no speech branch can run on it"):
+        loso.build_jobs(loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}"), corpus)
