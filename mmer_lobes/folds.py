@@ -385,8 +385,24 @@ def make_fold(
             raise FoldError(f"fold {test_fold}: the {split} split is empty")
     warn_about_missing_classes(splits, classes, label_key, f"fold {test_fold}")
     for split in SPLITS:
-        atomic_write_json(paths[split], splits[split])
+        atomic_write_json(paths[split], {u: escape_braces(e) for u, e in splits[split].items()})
     return paths
+
+
+def escape_braces(entry, keep=("wav",)):
+    """The entry with ``{`` and ``}`` doubled in every string field but ``keep``.
+    SpeechBrain's ``DynamicItemDataset.from_json`` runs ``str.format_map`` on every string
+    to fill ``{data_root}``, so a transcript holding braces (``{laughs}``) would fail to load.
+
+    Example
+    -------
+    >>> escape_braces({"wav": "{data_root}/a.wav", "transcript": "oh {laughs}", "duration": 1.0})
+    {'wav': '{data_root}/a.wav', 'transcript': 'oh {{laughs}}', 'duration': 1.0}
+    >>> "oh {{laughs}}".format_map({"data_root": "/x"})
+    'oh {laughs}'
+    """
+    return {key: value.replace("{", "{{").replace("}", "}}") if isinstance(value, str) and key not in keep
+            else value for key, value in entry.items()}
 
 
 def warn_about_missing_classes(splits, classes, label_key, fold_name):

@@ -223,7 +223,8 @@ def write_report(hparams, corpus, fold_metrics, subset_confusions_by_system):
     for system, confusions in subset_confusions_by_system.items():
         results["systems"][system]["subsets"] = summarize_subsets(confusions)
     results["classes"] = hparams["emotions"]
-    results["paper"] = hparams["paper_results"]
+    # The paper's figures are IEMOCAP's: beside any other corpus they would mislead.
+    results["paper"] = hparams["paper_results"] if corpus["corpus"] == "IEMOCAP" else None
     atomic_write_json(os.path.join(out, "results.json"), results)
     for system, entry in results["systems"].items():
         pooled = entry["pooled"]
@@ -231,7 +232,7 @@ def write_report(hparams, corpus, fold_metrics, subset_confusions_by_system):
             pooled["confusion"], hparams["emotions"], os.path.join(out, f"confusion_{system}.png"),
             f"{system}: pooled UA {pooled['UA']:.1f} %, WA {pooled['WA']:.1f} %",
         )
-    report = render_report(results, hparams["emotions"], hparams["paper_results"],
+    report = render_report(results, hparams["emotions"], results["paper"],
                            hparams["report_title"], hparams["report_notes"],
                            fold_heading(corpus, hparams["protocol"], hparams["n_folds"]))
     atomic_write_text(os.path.join(out, "report.md"), report)

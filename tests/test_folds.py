@@ -173,3 +173,15 @@ def test_fold_errors_name_the_problem(tmp_path):
         make_fold(tmp_path, 1, tmp_path / "fold", CLASSES, protocol="speaker_folds", n_folds=2, holdout="session")
     with pytest.raises(CorpusError, match="protocol official needs the corpus's train, holdout and test groups"):
         make_fold(tmp_path, 1, tmp_path / "fold", CLASSES, protocol="official")
+
+
+def test_braces_in_transcripts_reach_the_dataset_unchanged(tmp_path):
+    """SpeechBrain formats every string of a manifest with the replacements ({data_root})."""
+    import speechbrain as sb
+
+    _write_sessions(tmp_path, n_sessions=3, extra={3: {"Ses03F_impro09_F000": {
+        "emo": "ang", "dialogue": "Ses03F_impro09", "wav": "{data_root}/a.wav", "transcript": "oh {laughs} no}"}}})
+    paths = make_fold(tmp_path, 3, tmp_path / "fold", CLASSES, holdout="stratified", holdout_share=0.25)
+    dataset = sb.dataio.dataset.DynamicItemDataset.from_json(paths["test"], replacements={"data_root": "/corpus"})
+    item = dataset.data["Ses03F_impro09_F000"]
+    assert (item["wav"], item["transcript"]) == ("/corpus/a.wav", "oh {laughs} no}")

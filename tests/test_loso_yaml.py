@@ -138,3 +138,16 @@ def test_an_official_partition_runs_one_fold_and_text_alone_has_no_fusion(loso, 
     with pytest.raises(CorpusError, match=r"test corpus was prepared without speech \(its modalities: \['text'\]\), "
                                           "so no speech branch can run on it"):
         loso.build_jobs(loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}"), corpus)
+
+
+@pytest.mark.parametrize("name, shown", [("IEMOCAP", True), ("RAVDESS speech", False)])
+def test_the_paper_column_appears_for_iemocap_only(loso, tmp_path, name, shown):
+    corpus = {**_manifests(tmp_path), "corpus": name}
+    hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}")  # paper_results set
+    metrics = {"text": {f: {"UA": 50.0, "WA": 60.0, "confusion": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1],
+                                                                  [0, 0, 1, 1]]} for f in "12345"}}
+    report = loso.write_report(hparams, corpus, metrics, {})
+    assert ("| system | UA (%) | WA (%) | paper UA (IEMOCAP) | paper WA (IEMOCAP) |" in report) is shown
+    assert ("| text | 50.00 ± 0.00 | 60.00 ± 0.00 | 70.33 | 70.24 |" in report) is shown
+    assert f"Corpus and protocol: {name}, leave one session out (5 folds)." in report
+    assert "| system | session 1 | session 2 | session 3 | session 4 | session 5 |" in report
