@@ -35,7 +35,6 @@ Usage:
     python data_prep/cremad_prepare.py --data_folder <CREMA-D> --save_folder results/manifests/cremad \
         [--label_source intended|perceived] [--n_folds 5]
 """
-import csv
 import logging
 import os
 import re
@@ -111,7 +110,8 @@ def parse_file_name(name):
 
 
 def read_csv_rows(path, columns):
-    """The rows of a CREMA-D csv as dictionaries; a missing column is an error naming the file.
+    """The rows of a CREMA-D csv as dictionaries of stripped values
+    (:func:`data_prep.prepare_common.read_csv_rows`); a missing column is an error naming the file.
 
     Example
     -------
@@ -121,17 +121,9 @@ def read_csv_rows(path, columns):
     >>> read_csv_rows(path, ("ActorID", "Sex"))[0]["Sex"]
     'Male'
     """
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = [name.strip() for name in reader.fieldnames or []]
-            missing = [column for column in columns if column not in header]
-            if missing:
-                raise CremaDPrepError(f"{path} lacks the column(s) {', '.join(missing)} (header: {header})")
-            return [{(key or "").strip(): (value or "").strip() for key, value in row.items() if key is not None}
-                    for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise CremaDPrepError(f"cannot read {path}: {err}") from err
+    rows = prepare_common.read_csv_rows(path, columns, CremaDPrepError)
+    return [{(key or "").strip(): (value or "").strip() for key, value in row.items() if key is not None}
+            for _, row in rows]
 
 
 def read_voice_votes(path):

@@ -9,7 +9,7 @@ import os
 from collections import Counter
 
 from data_prep import prepare_common
-from mmer_lobes.corpora import CORPUS_FILE, corpus_description
+from mmer_lobes.corpora import CORPUS_FILE
 from mmer_lobes.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ def write_prepared_corpus(save_folder, manifests, description, options, error_cl
     -------
     >>> import tempfile
     >>> folder = tempfile.mkdtemp()
+    >>> from mmer_lobes.corpora import corpus_description
     >>> description = corpus_description("mini", ["ang"], {"a": "a.json", "b": "b.json"},
     ...                                  {"name": "leave_one_group_out"}, "speaker")
     >>> manifests = {"a": {"u1": {"emo": "ang"}}, "b": {"u2": {"emo": "ang"}}}

@@ -55,7 +55,6 @@ from data_prep import prepare_common
 from data_prep.group_manifests import write_prepared_corpus
 from mmer_lobes.corpora import CORPUS_FILE, corpus_description
 from mmer_lobes.errors import ProjectError, run_script
-from mmer_lobes.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
 

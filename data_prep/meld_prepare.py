@@ -39,7 +39,6 @@ Usage:
     python data_prep/meld_prepare.py --data_folder <MELD.Raw> --save_folder results/manifests/meld \
         [--audio auto|yes|no]
 """
-import csv
 import logging
 import os
 import shutil
@@ -86,45 +85,6 @@ class MeldPrepError(ProjectError, ValueError):
     """The MELD tree, its CSVs or the options cannot be prepared."""
 
 
-def read_csv_rows(path, required_columns, error_class=ValueError):
-    """``[(line number, row dict)]`` of a CSV file with a header line (UTF-8, a byte-order
-    mark allowed); a missing file, a missing column, bytes that are not UTF-8 or a malformed
-    line raise ``error_class`` naming the file.
-
-    Example
-    -------
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "dev_sent_emo.csv")
-    >>> _ = open(path, "w").write('Utterance,Emotion\\r\\n"Oh, no.",sadness\\r\\n')
-    >>> read_csv_rows(path, ["Utterance", "Emotion"])
-    [(2, {'Utterance': 'Oh, no.', 'Emotion': 'sadness'})]
-    >>> try:
-    ...     read_csv_rows(path, ["Utterance", "Speaker"])
-    ... except ValueError as err:
-    ...     print(str(err).replace(path, "<path>"))
-    <path> lacks the column Speaker (its header: Utterance, Emotion)
-    """
-    if not os.path.isfile(path):
-        raise error_class(f"missing CSV file: {path}")
-    rows = []
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = [name.strip() for name in reader.fieldnames or []]
-            reader.fieldnames = header
-            missing = [column for column in required_columns if column not in header]
-            if missing:
-                raise error_class(f"{path} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                                  f"(its header: {', '.join(header) or 'none'})")
-            for row in reader:
-                rows.append((reader.line_num, row))
-    except UnicodeDecodeError as err:
-        raise error_class(f"{path} is not UTF-8 text: {err}") from err
-    except csv.Error as err:
-        raise error_class(f"{path} line {reader.line_num}: malformed CSV: {err}") from err
-    return rows
-
-
 def find_csv_folder(data_folder):
     """The folder holding MELD's three CSVs: ``data_folder`` itself or its ``data/MELD``.
 
@@ -152,7 +112,7 @@ def find_csv_folder(data_folder):
 
 def meld_entries(rows, path, split):
     """``{utterance id: entry}`` (no audio fields) of the rows of one MELD CSV
-    (:func:`read_csv_rows`), in the file's order; an unknown emotion, a bad id or a repeated
+    (:func:`data_prep.prepare_common.read_csv_rows`), in the file's order; an unknown emotion, a bad id or a repeated
     one raises :class:`MeldPrepError` naming the file and line.
 
     Example
@@ -162,7 +122,7 @@ def meld_entries(rows, path, split):
     >>> _ = open(path, "w").write(
     ...     "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime\\n"
     ...     '2, What? ,Monica,surprise,negative,0,1,4,7,"00:21:01,927","00:21:03,261"\\n')
-    >>> meld_entries(read_csv_rows(path, REQUIRED_COLUMNS), path, "dev")
+    >>> meld_entries(prepare_common.read_csv_rows(path, REQUIRED_COLUMNS), path, "dev")
     {'dev_dia0_utt1': {'emo': 'surprise', 'sentiment': 'negative', 'speaker': 'Monica', 'transcript': 'What?', 'dialogue': 'dev_dia0', 'group': 'dev'}}
     """
     entries, lines = {}, {}
@@ -397,7 +357,7 @@ def prepare_meld(data_folder, save_folder, audio="auto", skip_prep=False, expect
         return current
     # Every CSV's columns are checked before the first progress bar starts.
     csv_paths = {split: os.path.join(csv_folder, CSV_FILES[split]) for split in SPLITS}
-    tables = {split: read_csv_rows(csv_paths[split], REQUIRED_COLUMNS, MeldPrepError) for split in SPLITS}
+    tables = {split: prepare_common.read_csv_rows(csv_paths[split], REQUIRED_COLUMNS, MeldPrepError) for split in SPLITS}
     manifests = {split: meld_entries(tqdm(tables[split], desc=f"MELD {split}", unit="utterance"),
                                      csv_paths[split], split) for split in SPLITS}
     if expect_full_corpus or (expect_full_corpus is None and all(

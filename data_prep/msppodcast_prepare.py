@@ -35,7 +35,6 @@ Usage:
     python data_prep/msppodcast_prepare.py --data_folder <MSP-Podcast> \
         --save_folder results/manifests/msppodcast
 """
-import csv
 import logging
 import os
 import sys
@@ -66,45 +65,6 @@ PROTOCOL = {"name": "official", "train": ["Train"], "holdout": ["Development"], 
 
 class MspPodcastPrepError(ProjectError, ValueError):
     """The MSP-Podcast tree or its label file cannot be prepared."""
-
-
-def read_csv_rows(path, required_columns, error_class=ValueError):
-    """``[(line number, row dict)]`` of a CSV file with a header line (UTF-8, a byte-order
-    mark allowed); a missing file, a missing column, bytes that are not UTF-8 or a malformed
-    line raise ``error_class`` naming the file.
-
-    Example
-    -------
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "labels.csv")
-    >>> _ = open(path, "w").write("FileName,EmoClass\\na.wav,N\\n")
-    >>> read_csv_rows(path, ["FileName", "EmoClass"])
-    [(2, {'FileName': 'a.wav', 'EmoClass': 'N'})]
-    >>> try:
-    ...     read_csv_rows(path, ["FileName", "SpkrID"])
-    ... except ValueError as err:
-    ...     print(str(err).replace(path, "<path>"))
-    <path> lacks the column SpkrID (its header: FileName, EmoClass)
-    """
-    if not os.path.isfile(path):
-        raise error_class(f"missing CSV file: {path}")
-    rows = []
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = [name.strip() for name in reader.fieldnames or []]
-            reader.fieldnames = header
-            missing = [column for column in required_columns if column not in header]
-            if missing:
-                raise error_class(f"{path} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                                  f"(its header: {', '.join(header) or 'none'})")
-            for row in reader:
-                rows.append((reader.line_num, row))
-    except UnicodeDecodeError as err:
-        raise error_class(f"{path} is not UTF-8 text: {err}") from err
-    except csv.Error as err:
-        raise error_class(f"{path} line {reader.line_num}: malformed CSV: {err}") from err
-    return rows
 
 
 def parse_label_row(row, path, line):
@@ -221,7 +181,7 @@ def prepare_msppodcast(data_folder, save_folder, skip_prep=False):
     current = current_prepared_corpus(save_folder, options)
     if current:
         return current
-    rows = read_csv_rows(labels_path, REQUIRED_COLUMNS, MspPodcastPrepError)
+    rows = prepare_common.read_csv_rows(labels_path, REQUIRED_COLUMNS, MspPodcastPrepError)
     manifests, dropped, seen = {}, Counter(), {}
     for line, row in tqdm(rows, desc="MSP-Podcast segments", unit="segment"):
         name = (row["FileName"] or "").strip()

@@ -10,6 +10,7 @@ the command lines report it on one line with exit status 2
 (:func:`mmer_lobes.errors.run_script`).
 """
 import argparse
+import csv
 import json
 import logging
 import os
@@ -169,3 +170,42 @@ def format_count_table(rows, labels):
         total = sum(counts.get(label, 0) for label in labels)
         lines.append(f"{name:<{name_width}}{cells} {total:>6}")
     return "\n".join(lines)
+
+
+def read_csv_rows(path, required_columns, error_class=ValueError):
+    """``[(line number, row dict)]`` of a CSV file with a header line (UTF-8, a byte-order
+    mark allowed); a missing file, a missing column, bytes that are not UTF-8 or a malformed
+    line raise ``error_class`` naming the file.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "dev_sent_emo.csv")
+    >>> _ = open(path, "w").write('Utterance,Emotion\\r\\n"Oh, no.",sadness\\r\\n')
+    >>> read_csv_rows(path, ["Utterance", "Emotion"])
+    [(2, {'Utterance': 'Oh, no.', 'Emotion': 'sadness'})]
+    >>> try:
+    ...     read_csv_rows(path, ["Utterance", "Speaker"])
+    ... except ValueError as err:
+    ...     print(str(err).replace(path, "<path>"))
+    <path> lacks the column Speaker (its header: Utterance, Emotion)
+    """
+    if not os.path.isfile(path):
+        raise error_class(f"missing CSV file: {path}")
+    rows = []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = [name.strip() for name in reader.fieldnames or []]
+            reader.fieldnames = header
+            missing = [column for column in required_columns if column not in header]
+            if missing:
+                raise error_class(f"{path} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                                  f"(its header: {', '.join(header) or 'none'})")
+            for row in reader:
+                rows.append((reader.line_num, row))
+    except UnicodeDecodeError as err:
+        raise error_class(f"{path} is not UTF-8 text: {err}") from err
+    except csv.Error as err:
+        raise error_class(f"{path} line {reader.line_num}: malformed CSV: {err}") from err
+    return rows

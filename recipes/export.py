@@ -29,7 +29,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from data_prep.mini_corpora import CORPUS_MARKER
-from mmer_lobes.corpora import CORPUS_FILE, describe_protocol
+from mmer_lobes.corpora import CORPUS_FILE, describe_protocol, fold_heading
 from mmer_lobes.checkpoints import CompleteCheckpointer
 from mmer_lobes.encoder_folders import DEFINITION_FILE
 from mmer_lobes.errors import ProjectError, one_line, run_script
@@ -126,10 +126,13 @@ def read_part(kind, folder, keys, files, overrides):
         summary["test_fold"] = plain(data.get("test_session"), "test_session", path)
     corpus = read_json(os.path.join(str(data.get("manifest_folder")), CORPUS_FILE), required=False) \
         if data.get("manifest_folder") else None
-    summary.update(corpus=corpus["corpus"] if corpus else "IEMOCAP",
-                   protocol=describe_protocol(corpus, plain(data.get("protocol"), "protocol", path),
-                                              plain(data.get("n_folds"), "n_folds", path))
-                   if corpus else "IEMOCAP, leave one session out")
+    if corpus:
+        protocol = [plain(data.get(key), key, path) for key in ("protocol", "n_folds")]
+        summary.update(corpus=corpus["corpus"], protocol=describe_protocol(corpus, *protocol),
+                       held_out=f"{fold_heading(corpus, *protocol)} {summary['test_fold']}")
+    else:  # trained before corpus.json
+        summary.update(corpus="IEMOCAP", protocol="IEMOCAP, leave one session out",
+                       held_out=f"session {summary['test_fold']}")
     data_folder = summary["data_folder"]
     summary.update(folder=os.path.abspath(folder), sizes=sizes, metrics=metrics_of(folder),
                    synthetic_corpus=bool(data_folder) and os.path.isfile(os.path.join(str(data_folder), CORPUS_MARKER)))

@@ -31,7 +31,8 @@ def front_matter(info, license_name):
     Example
     -------
     >>> info = {"modalities": ["speech"], "synthetic_corpus": True, "fusion": None,
-    ...         "speech": {"test_fold": 5, "corpus": "IEMOCAP", "metrics": {"test": {"UA": 61.0, "WA": 60.5}}}}
+    ...         "speech": {"test_fold": 5, "held_out": "session 5", "corpus": "IEMOCAP",
+    ...                    "metrics": {"test": {"UA": 61.0, "WA": 60.5}}}}
     >>> card = yaml.safe_load(front_matter(info, "other"))
     >>> card["tags"][:3], card["model-index"][0]["results"][0]["metrics"][0]["value"]
     (['speechbrain', 'emotion-recognition', 'audio-classification'], 61.0)
@@ -53,7 +54,7 @@ def front_matter(info, license_name):
         "name": "mmer " + " + ".join(info["modalities"]),
         "results": [{
             "task": {"type": task, "name": f"Emotion recognition ({name})"},
-            "dataset": {"name": f"{dataset}, fold {part['test_fold']} held out", "type": dataset_id},
+            "dataset": {"name": f"{dataset}, {part['held_out']} held out", "type": dataset_id},
             "metrics": [{"type": "unweighted-accuracy", "name": "UA", "value": _rounded(figures, "UA")},
                         {"type": "accuracy", "name": "WA", "value": _rounded(figures, "WA")}],
         } for name, task, figures in results],
@@ -94,7 +95,8 @@ def model_card(info, settings, license_name="other"):
     >>> info = {"modalities": ["text"], "synthetic_corpus": False, "fusion": None, "classes": ["neu", "sad"],
     ...         "interface_class": "TextEmotionRecognizer", "inference": {"yaml": "hparams/inference/text.yaml"},
     ...         "checkpoints": {"text_classifier": {"error_rate": 0.25}},
-    ...         "text": {"test_fold": 5, "corpus": "IEMOCAP", "protocol": "IEMOCAP, leave one session out",
+    ...         "text": {"test_fold": 5, "held_out": "session 5", "corpus": "IEMOCAP",
+    ...                  "protocol": "IEMOCAP, leave one session out",
     ...                  "metrics": {"test": {"UA": 61.0, "WA": 60.5}}, "holdout": "dialogue",
     ...                  "data_folder": "/data/IEMOCAP", "sizes": {"train": 3, "holdout": 1, "test": 2}}}
     >>> card = model_card(info, {"text": {"text_model": "bert-base-uncased", "max_length": 128, "pooling": "cls"}})
@@ -156,7 +158,7 @@ def model_card(info, settings, license_name="other"):
     sizes = part.get("sizes", {})
     protocol = [
         f"- Corpus: `{part.get('data_folder')}`" + (" (mmer's synthetic mini-IEMOCAP)" if info["synthetic_corpus"] else "") + ".",
-        f"- Fold {part['test_fold']} of {part['protocol']}: tested on that fold, trained on the others; "
+        f"- Tested on {part['held_out']} of {part['protocol']}, trained on the rest; "
         f"hold-out `{part.get('holdout')}` for checkpoint selection" + (" and fusion" if fusion else "") + ".",
         f"- Utterances: {sizes.get('train')} train, {sizes.get('holdout')} hold-out, {sizes.get('test')} test."]
     warning = ("\n> **Warning: trained on a synthetic corpus.** The training data came from mmer's built-in "
