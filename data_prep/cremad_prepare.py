@@ -44,8 +44,7 @@ from collections import Counter
 from tqdm import tqdm
 
 from data_prep import prepare_common
-from data_prep.group_manifests import (check_known_counts, current_prepared_corpus, summarize_groups,
-                                       write_prepared_corpus)
+from data_prep.group_manifests import check_known_counts, current_prepared_corpus, finish_preparation
 from mmer_lobes.corpora import corpus_description
 from mmer_lobes.errors import ProjectError, run_script
 
@@ -205,15 +204,7 @@ def find_audio_files(data_folder):
     >>> find_audio_files(tempfile.mkdtemp())
     {}
     """
-    audio_folder = os.path.join(data_folder, AUDIO_FOLDER)
-    prefix = AUDIO_FOLDER if os.path.isdir(audio_folder) else ""
-    folder = audio_folder if prefix else data_folder
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError as err:
-        raise CremaDPrepError(f"cannot list {folder}: {err}") from err
-    return {name: os.path.join(prefix, name) for name in names
-            if FILE_PATTERN.match(name) and os.path.isfile(os.path.join(folder, name))}
+    return prepare_common.list_audio_files(data_folder, AUDIO_FOLDER, FILE_PATTERN, CremaDPrepError)
 
 
 def prepare_cremad(data_folder, save_folder, label_source="intended", n_folds=5, skip_prep=False,
@@ -316,11 +307,7 @@ def prepare_cremad(data_folder, save_folder, label_source="intended", n_folds=5,
         f"CREMA-D ({label_source} labels)", labels, {group: f"{group}.json" for group in manifests},
         {"name": "speaker_folds", "folds": n_folds}, "speaker", text_carries_emotion=False,
     )
-    paths = write_prepared_corpus(save_folder, manifests, description, options, CremaDPrepError)
-    summary = summarize_groups(description["corpus"], manifests, labels, dropped, save_folder)
-    logger.info("%s", summary)
-    print(summary)
-    return paths
+    return finish_preparation(save_folder, manifests, description, options, dropped, CremaDPrepError)
 
 
 def main(argv=None):

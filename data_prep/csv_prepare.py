@@ -47,7 +47,6 @@ Usage:
 """
 import argparse
 import csv
-import hashlib
 import logging
 import os
 import re
@@ -57,8 +56,9 @@ from collections import Counter
 from tqdm import tqdm
 
 from data_prep import prepare_common
-from data_prep.group_manifests import current_prepared_corpus, summarize_groups, write_prepared_corpus
+from data_prep.group_manifests import current_prepared_corpus, finish_preparation
 from mmer_lobes.corpora import CORPUS_FILE, corpus_description
+from mmer_lobes.jobs import file_digest
 from mmer_lobes.errors import ProjectError, run_script
 
 logger = logging.getLogger(__name__)
@@ -214,24 +214,6 @@ def find_csv(csv_path):
     return csv_path
 
 
-def file_digest(path):
-    """The SHA-256 of a file's bytes (the options of a preparation: an edited CSV is prepared again).
-
-    Example
-    -------
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "x.csv")
-    >>> _ = open(path, "w").write("")
-    >>> file_digest(path)[:12]
-    'e3b0c44298fc'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def prepare_csv(csv_path, save_folder, corpus_name=None, n_folds=5, skip_prep=False, fixed_text=False):
     """Writes one manifest per group and ``corpus.json`` from a CSV; returns ``{group: path}``.
 
@@ -357,11 +339,7 @@ def prepare_csv(csv_path, save_folder, corpus_name=None, n_folds=5, skip_prep=Fa
     labels = sorted({entry["emo"] for entry in entries.values()})
     description = corpus_description(corpus_name, labels, files, protocol, group_kind, modalities=modalities,
                                      text_carries_emotion=not fixed_text)
-    paths = write_prepared_corpus(save_folder, manifests, description, options, CsvPrepError)
-    summary = summarize_groups(description["corpus"], manifests, labels, Counter(), save_folder)
-    logger.info("%s", summary)
-    print(summary)
-    return paths
+    return finish_preparation(save_folder, manifests, description, options, Counter(), CsvPrepError)
 
 
 def main(argv=None):

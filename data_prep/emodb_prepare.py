@@ -35,8 +35,7 @@ from collections import Counter
 from tqdm import tqdm
 
 from data_prep import prepare_common
-from data_prep.group_manifests import (check_known_counts, current_prepared_corpus, summarize_groups,
-                                       write_prepared_corpus)
+from data_prep.group_manifests import check_known_counts, current_prepared_corpus, finish_preparation
 from mmer_lobes.corpora import corpus_description
 from mmer_lobes.errors import ProjectError, run_script
 
@@ -109,15 +108,7 @@ def find_audio_files(data_folder):
     >>> find_audio_files(tempfile.mkdtemp())
     {}
     """
-    audio_folder = os.path.join(data_folder, AUDIO_FOLDER)
-    prefix = AUDIO_FOLDER if os.path.isdir(audio_folder) else ""
-    folder = audio_folder if prefix else data_folder
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError as err:
-        raise EmoDBPrepError(f"cannot list {folder}: {err}") from err
-    return {name: os.path.join(prefix, name) for name in names
-            if FILE_PATTERN.match(name) and os.path.isfile(os.path.join(folder, name))}
+    return prepare_common.list_audio_files(data_folder, AUDIO_FOLDER, FILE_PATTERN, EmoDBPrepError)
 
 
 def prepare_emodb(data_folder, save_folder, skip_prep=False, expect_full_corpus=None):
@@ -180,11 +171,7 @@ def prepare_emodb(data_folder, save_folder, skip_prep=False, expect_full_corpus=
         "EmoDB", labels, {group: f"{group}.json" for group in manifests}, {"name": "leave_one_group_out"},
         "speaker", text_carries_emotion=False,
     )
-    paths = write_prepared_corpus(save_folder, manifests, description, options, EmoDBPrepError)
-    summary = summarize_groups(description["corpus"], manifests, labels, dropped, save_folder)
-    logger.info("%s", summary)
-    print(summary)
-    return paths
+    return finish_preparation(save_folder, manifests, description, options, dropped, EmoDBPrepError)
 
 
 def main(argv=None):

@@ -151,3 +151,28 @@ def check_known_counts(corpus_name, found, expected, what="the full corpus"):
                    "The copy is incomplete or damaged, or its files were parsed wrongly.\n%s",
                    banner, corpus_name.upper(), what.upper(), describe(expected), describe(found), banner)
     return False
+
+
+def finish_preparation(save_folder, manifests, description, options, dropped, error_class):
+    """What every prepare script ends with: :func:`write_prepared_corpus`, then the count
+    table (:func:`summarize_groups`) logged and printed. Returns ``{group: manifest path}``.
+
+    Example
+    -------
+    >>> import contextlib, io, tempfile
+    >>> from mmer_lobes.corpora import corpus_description
+    >>> description = corpus_description("mini", ["ang"], {"a": "a.json", "b": "b.json"},
+    ...                                  {"name": "leave_one_group_out"}, "speaker")
+    >>> manifests = {"a": {"u1": {"emo": "ang"}}, "b": {"u2": {"emo": "ang"}}}
+    >>> out = io.StringIO()
+    >>> with contextlib.redirect_stdout(out):
+    ...     paths = finish_preparation(tempfile.mkdtemp(), manifests, description, {}, {}, ValueError)
+    >>> sorted(paths), out.getvalue().splitlines()[-2]
+    (['a', 'b'], 'total       2      2')
+    """
+    paths = write_prepared_corpus(save_folder, manifests, description, options, error_class)
+    summary = summarize_groups(description["corpus"], manifests, description["labels"], dropped, save_folder,
+                               description["label_key"])
+    logger.info("%s", summary)
+    print(summary)
+    return paths

@@ -52,8 +52,7 @@ import soundfile
 from tqdm import tqdm
 
 from data_prep import prepare_common
-from data_prep.group_manifests import (check_known_counts, current_prepared_corpus, summarize_groups,
-                                       write_prepared_corpus)
+from data_prep.group_manifests import check_known_counts, current_prepared_corpus, finish_preparation
 from mmer_lobes.corpora import corpus_description
 from mmer_lobes.errors import ProjectError, run_script
 
@@ -407,11 +406,7 @@ def prepare_meld(data_folder, save_folder, audio="auto", skip_prep=False, expect
         "MELD", labels, {split: f"{split}.json" for split in SPLITS}, PROTOCOL, "partition",
         modalities=["speech", "text"] if with_audio else ["text"], text_carries_emotion=True,
     )
-    paths = write_prepared_corpus(save_folder, manifests, description, options, MeldPrepError)
-    summary = summarize_groups(description["corpus"], manifests, labels, dropped, save_folder)
-    logger.info("%s", summary)
-    print(summary)
-    return paths
+    return finish_preparation(save_folder, manifests, description, options, dropped, MeldPrepError)
 
 
 def main(argv=None):

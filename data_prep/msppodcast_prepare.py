@@ -43,7 +43,7 @@ from collections import Counter
 from tqdm import tqdm
 
 from data_prep import prepare_common
-from data_prep.group_manifests import current_prepared_corpus, summarize_groups, write_prepared_corpus
+from data_prep.group_manifests import current_prepared_corpus, finish_preparation
 from mmer_lobes.corpora import corpus_description
 from mmer_lobes.errors import ProjectError, run_script
 
@@ -218,11 +218,7 @@ def prepare_msppodcast(data_folder, save_folder, skip_prep=False):
         "MSP-Podcast", labels, {partition: f"{partition}.json" for partition in manifests}, PROTOCOL, "partition",
         modalities=["speech", "text"] if has_transcripts else ["speech"], text_carries_emotion=True,
     )
-    paths = write_prepared_corpus(save_folder, manifests, description, options, MspPodcastPrepError)
-    summary = summarize_groups(description["corpus"], manifests, labels, dropped, save_folder)
-    logger.info("%s", summary)
-    print(summary)
-    return paths
+    return finish_preparation(save_folder, manifests, description, options, dropped, MspPodcastPrepError)
 
 
 def main(argv=None):

@@ -209,3 +209,28 @@ def read_csv_rows(path, required_columns, error_class=ValueError):
     except csv.Error as err:
         raise error_class(f"{path} line {reader.line_num}: malformed CSV: {err}") from err
     return rows
+
+
+def list_audio_files(data_folder, audio_folder, pattern, error_class=ValueError):
+    """Every file name matching ``pattern`` in ``<data_folder>/<audio_folder>`` (else in
+    ``data_folder`` itself, for a copy without that level) -> its path relative to
+    ``data_folder``.
+
+    Example
+    -------
+    >>> import re, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(folder, "wav"))
+    >>> _ = open(os.path.join(folder, "wav", "03a01Fa.wav"), "w").write("")
+    >>> list_audio_files(folder, "wav", re.compile(r"^\\d{2}a01Fa\\.wav$"))
+    {'03a01Fa.wav': 'wav/03a01Fa.wav'}
+    """
+    candidate = os.path.join(data_folder, audio_folder)
+    prefix = audio_folder if os.path.isdir(candidate) else ""
+    folder = candidate if prefix else data_folder
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as err:
+        raise error_class(f"cannot list {folder}: {err}") from err
+    return {name: os.path.join(prefix, name) for name in names
+            if pattern.match(name) and os.path.isfile(os.path.join(folder, name))}

@@ -39,8 +39,7 @@ from collections import Counter
 from tqdm import tqdm
 
 from data_prep import prepare_common
-from data_prep.group_manifests import (check_known_counts, current_prepared_corpus, summarize_groups,
-                                       write_prepared_corpus)
+from data_prep.group_manifests import check_known_counts, current_prepared_corpus, finish_preparation
 from mmer_lobes.corpora import corpus_description
 from mmer_lobes.errors import ProjectError, run_script
 
@@ -202,11 +201,7 @@ def prepare_ravdess(data_folder, save_folder, vocal_channel="speech", actors_per
         f"RAVDESS {vocal_channel}", labels, {group: f"{group}.json" for group in manifests},
         {"name": "leave_one_group_out"}, "actor group", text_carries_emotion=False,
     )
-    paths = write_prepared_corpus(save_folder, manifests, description, options, RavdessPrepError)
-    summary = summarize_groups(description["corpus"], manifests, labels, dropped, save_folder)
-    logger.info("%s", summary)
-    print(summary)
-    return paths
+    return finish_preparation(save_folder, manifests, description, options, dropped, RavdessPrepError)
 
 
 def main(argv=None):

@@ -70,6 +70,25 @@ def _run_command(args, cwd=REPO_ROOT, timeout=1800):
     return result
 
 
+@pytest.fixture(scope="session")
+def script_error():
+    """Runs ``python <script> <args>`` from the repository root as a user would, asserts that
+    it exits with status 2 (bad input) and prints one line, ``<script name>: error: ...``, with
+    no traceback; returns that line."""
+    return _script_error
+
+
+def _script_error(script, *args, timeout=120):
+    import subprocess
+
+    result = subprocess.run([sys.executable, script, *map(str, args)], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=timeout)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith(f"{os.path.basename(script)}: error: "), result.stderr[-3000:]
+    return lines[0]
+
+
 @pytest.fixture(scope="module")
 def wespeaker_resnet():
     """wespeaker's own ``models/resnet.py`` (tests/wespeaker_reference.py); skips when

@@ -3,8 +3,6 @@ corpora written in tmp_path."""
 import json
 import logging
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -217,12 +215,8 @@ def test_the_data_folder_names_its_one_csv(corpus, caplog):
         prepare_csv(str(folder), str(folder / "manifests"))
 
 
-def test_command_line_error_is_one_line(corpus):
+def test_command_line_error_is_one_line(corpus, script_error):
     folder, _ = corpus
     csv_path = write_csv(folder / "mine.csv", ["path,label,speaker", "a.wav,happy,s1", "b.wav,sad,s2"])
-    result = subprocess.run([sys.executable, "data_prep/csv_prepare.py", "--csv", csv_path,
-                             "--save_folder", str(folder / "out")], cwd=REPO_ROOT, capture_output=True, text=True)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("csv_prepare.py: error: ")
-    assert "2 speakers found" in lines[0] and "--n_folds 2" in lines[0]
+    line = script_error("data_prep/csv_prepare.py", "--csv", csv_path, "--save_folder", folder / "out")
+    assert "2 speakers found" in line and "--n_folds 2" in line

@@ -236,14 +236,8 @@ def test_audio_decoded_broken_and_missing_clips_dropped_and_resumed(tmp_path, ff
             + os.path.join(data_folder, "output_repeated_splits_test")) in message
 
 
-def test_cli_bad_input_exits_2_with_one_line(tmp_path):
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, script_error):
     data_folder = make_csvs(tmp_path / "MELD.Raw", header=HEADER.replace("Utterance_ID", "Utt_ID"))
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = subprocess.run(
-        [sys.executable, "data_prep/meld_prepare.py", "--data_folder", data_folder,
-         "--save_folder", str(tmp_path / "out"), "--audio", "no"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("meld_prepare.py: error: ")
-    assert "train_sent_emo.csv lacks the column Utterance_ID" in lines[0]
+    line = script_error("data_prep/meld_prepare.py", "--data_folder", data_folder, "--save_folder", tmp_path / "out",
+                        "--audio", "no")
+    assert "train_sent_emo.csv lacks the column Utterance_ID" in line

@@ -1,8 +1,6 @@
 """MSP-Podcast preparation on a miniature of the release (real file names, folders and CSV header)."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -158,14 +156,8 @@ def test_bad_rows_and_missing_wav_name_the_file(tmp_path):
     assert f"missing wav file: {wav}" in error_of(data_folder, tmp_path)
 
 
-def test_cli_bad_input_exits_2_with_one_line(tmp_path):
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, script_error):
     data_folder = make_corpus(tmp_path / "MSP-Podcast", header=HEADER.replace("Split_Set", "Split"))
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = subprocess.run(
-        [sys.executable, "data_prep/msppodcast_prepare.py", "--data_folder", data_folder,
-         "--save_folder", str(tmp_path / "out")],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("msppodcast_prepare.py: error: ")
-    assert "labels_consensus.csv lacks the column Split_Set" in lines[0]
+    line = script_error("data_prep/msppodcast_prepare.py", "--data_folder", data_folder,
+                        "--save_folder", tmp_path / "out")
+    assert "labels_consensus.csv lacks the column Split_Set" in line

@@ -5,8 +5,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -263,9 +261,7 @@ def test_actor_group_names_with_uneven_groups():
     assert [ravdess_prepare.actor_group(a, 24) for a in (1, 24)] == ["actors01-24", "actors01-24"]
 
 
-def test_command_line_error_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "data_prep/ravdess_prepare.py", "--data_folder", str(tmp_path / "none"),
-                             "--save_folder", str(tmp_path / "m")], cwd=REPO_ROOT, capture_output=True, text=True)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ravdess_prepare.py: error: RAVDESS data folder does not exist")
+def test_command_line_error_is_one_line(tmp_path, script_error):
+    line = script_error("data_prep/ravdess_prepare.py", "--data_folder", tmp_path / "none", "--save_folder",
+                        tmp_path / "m")
+    assert line.startswith("ravdess_prepare.py: error: RAVDESS data folder does not exist")
