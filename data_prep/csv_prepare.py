@@ -58,8 +58,8 @@ from tqdm import tqdm
 from data_prep import prepare_common
 from data_prep.group_manifests import current_prepared_corpus, finish_preparation
 from mmer_lobes.corpora import CORPUS_FILE, corpus_description
-from mmer_lobes.jobs import file_digest
 from mmer_lobes.errors import ProjectError, run_script
+from mmer_lobes.jobs import file_digest
 
 logger = logging.getLogger(__name__)
 
