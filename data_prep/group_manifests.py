@@ -1,7 +1,7 @@
 """Writing a prepared corpus: one manifest per group, ``corpus.json``, the count table and
-the check against the full corpus's known counts. Every prepare script but VoxCeleb's ends
-with :func:`write_prepared_corpus`, and starts with :func:`current_prepared_corpus` (the
-skip pattern of :mod:`data_prep.prepare_common`).
+the check against the full corpus's known counts. Every prepare script but VoxCeleb's starts
+with :func:`current_prepared_corpus` (the skip pattern of :mod:`data_prep.prepare_common`) and
+ends with :func:`finish_preparation` (IEMOCAP's with :func:`write_prepared_corpus`).
 """
 import json
 import logging

@@ -1,4 +1,4 @@
-"""Helpers shared by the corpus preparation scripts (IEMOCAP, VoxCeleb).
+"""Helpers shared by the corpus preparation scripts (IEMOCAP, VoxCeleb, RAVDESS, ...).
 
 SpeechBrain-style skipping: a preparation saves its options in an options
 file beside its outputs, written last; a later run with the same options and

@@ -22,6 +22,7 @@ Example of a ``corpus.json``::
 """
 import json
 import os
+import re
 
 from mmer_lobes.errors import ProjectError
 
@@ -197,6 +198,19 @@ def fold_names(corpus, protocol=None, n_folds=None):
     return ["+".join(chosen["test"])]
 
 
+def fold_folder_name(fold):
+    """The folder name of a fold's results: ``fold<name>``, with every character that is not a
+    letter, digit, ``.``, ``_``, ``+`` or ``-`` replaced by ``_`` (group names come from the
+    corpus, and a ``/`` or ``..`` would leave the output folder).
+
+    Example
+    -------
+    >>> fold_folder_name("5"), fold_folder_name("site/B"), fold_folder_name("..")
+    ('fold5', 'foldsite_B', 'fold..')
+    """
+    return "fold" + re.sub(r"[^A-Za-z0-9._+-]", "_", str(fold))
+
+
 def describe_protocol(corpus, protocol=None, n_folds=None):
     """One line naming the corpus and the protocol, for reports and logs.
 
@@ -252,28 +266,40 @@ def check_modality(corpus, modality):
                           "branch would learn nothing about emotion; run the speech branch only (modalities: [speech])")
 
 
-def prepare_function(dotted_name):
-    """The prepare function named by a dotted path (the YAMLs' ``prepare_corpus``), e.g.
-    ``data_prep.ravdess_prepare.prepare_ravdess``; it is called as
-    ``prepare(data_folder, save_folder, **options)``.
+def prepare_corpus(dotted_name, data_folder, save_folder, options=None):
+    """Runs the prepare function named by a dotted path (the YAMLs' ``prepare_corpus``, e.g.
+    ``data_prep.ravdess_prepare.prepare_ravdess``) as
+    ``prepare(data_folder, save_folder, **options)``; a name that is not a function, or
+    options it does not take, are one-line errors.
 
     Example
     -------
-    >>> prepare_function("data_prep.iemocap_prepare.prepare_iemocap").__name__
-    'prepare_iemocap'
-    >>> prepare_function("data_prep.nothing.prepare")
+    >>> prepare_corpus("data_prep.nothing.prepare", "corpus", "manifests")
     Traceback (most recent call last):
     ...
     mmer_lobes.corpora.CorpusError: prepare_corpus data_prep.nothing.prepare: no module data_prep.nothing
+    >>> prepare_corpus("data_prep.ravdess_prepare.prepare_ravdess", "corpus", "manifests", {"sessions": [1]})
+    Traceback (most recent call last):
+    ...
+    mmer_lobes.corpora.CorpusError: prepare_options {'sessions': [1]} do not fit data_prep.ravdess_prepare.prepare_ravdess(data_folder, save_folder, vocal_channel='speech', actors_per_group=4, skip_prep=False, expect_full_corpus=None): got an unexpected keyword argument 'sessions'
     """
     import importlib
+    import inspect
 
     module_name, _, function_name = str(dotted_name).rpartition(".")
     try:
         module = importlib.import_module(module_name)
-    except ImportError:
+    except ModuleNotFoundError as error:
+        if error.name != module_name:  # the module exists; one of its imports does not
+            raise
         raise CorpusError(f"prepare_corpus {dotted_name}: no module {module_name}") from None
     function = getattr(module, function_name, None)
     if not callable(function):
         raise CorpusError(f"prepare_corpus {dotted_name}: {module_name} has no function {function_name}")
-    return function
+    options = dict(options or {})
+    try:
+        inspect.signature(function).bind(data_folder, save_folder, **options)
+    except TypeError as error:
+        raise CorpusError(f"prepare_options {options} do not fit {dotted_name}{inspect.signature(function)}: "
+                          f"{error}") from None
+    return function(data_folder, save_folder, **options)

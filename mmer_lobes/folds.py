@@ -38,14 +38,17 @@ import re
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from mmer_lobes.corpora import (CORPUS_FILE, check_modality, describe_protocol, fold_names, load_corpus,
-                                prepare_function, resolve_protocol)
+from mmer_lobes.corpora import (CORPUS_FILE, check_modality, describe_protocol, fold_heading, fold_names,
+                                load_corpus, prepare_corpus, resolve_protocol)
 from mmer_lobes.errors import ProjectError
 from mmer_lobes.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "holdout", "test")
+# Beside a fold's split manifests: what defines the fold (corpus, protocol, label map,
+# hold-out), read by the export and compared between the speech and the text fold.
+FOLD_RECORD = "fold.json"
 HOLDOUT_KINDS = ("dialogue", "speaker", "stratified", "session", "group")
 # Command-line keys of the IEMOCAP-only releases, still accepted: old name -> new name.
 LEGACY_KEYS = {"test_session": "test_fold", "test_sessions": "test_folds"}
@@ -248,8 +251,8 @@ def dialogue_holdout_ids(entries, label_key, share, seed, group_key="dialogue"):
     if missing:
         raise FoldError(
             f"holdout: {group_key} needs a '{group_key}' field in every manifest entry, and "
-            f"{len(missing)} lack it (first: {missing[0]}); re-run the prepare script, or set "
-            "holdout: speaker or stratified"
+            f"{len(missing)} lack it (first: {missing[0]}); re-run the prepare script, or set holdout: "
+            + " or ".join(kind for kind in ("speaker", "stratified") if kind != group_key)
         )
     groups = [entries[u][group_key] for u in ids]
     n_splits = int(round(1.0 / share))
@@ -308,7 +311,8 @@ def make_fold(
     Returns
     -------
     dict
-        ``{"train": path, "holdout": path, "test": path}``.
+        ``{"train": path, "holdout": path, "test": path}``; ``fold.json`` beside them records
+        the corpus, protocol, label map (with the dropped labels' counts) and hold-out.
 
     Example
     -------
@@ -325,6 +329,9 @@ def make_fold(
     >>> paths = make_fold(src, 3, dst, ["ang", "sad"], holdout_share=0.2)
     >>> [len(json.load(open(paths[s]))) for s in SPLITS]
     [16, 4, 10]
+    >>> json.load(open(os.path.join(dst, FOLD_RECORD)))["held_out"]
+    'session 3'
+    
     """
     corpus = load_corpus(manifest_folder)
     chosen = resolve_protocol(corpus, protocol, n_folds)
@@ -385,24 +392,41 @@ def make_fold(
             raise FoldError(f"fold {test_fold}: the {split} split is empty")
     warn_about_missing_classes(splits, classes, label_key, f"fold {test_fold}")
     for split in SPLITS:
-        atomic_write_json(paths[split], {u: escape_braces(e) for u, e in splits[split].items()})
+        atomic_write_json(paths[split], splits[split])
+    atomic_write_json(os.path.join(save_folder, FOLD_RECORD), {
+        "corpus": corpus["corpus"], "protocol": describe_protocol(corpus, protocol, n_folds),
+        "held_out": f"{fold_heading(corpus, protocol, n_folds)} {test_fold}", "test_fold": test_fold,
+        "label_map": label_map, "dropped_labels": dropped, "classes": list(classes),
+        "holdout": "official" if chosen["name"] == "official" else holdout,
+        "holdout_share": holdout_share, "seed": seed,
+        "sizes": {split: len(splits[split]) for split in SPLITS},
+    })
     return paths
 
 
-def escape_braces(entry, keep=("wav",)):
-    """The entry with ``{`` and ``}`` doubled in every string field but ``keep``.
-    SpeechBrain's ``DynamicItemDataset.from_json`` runs ``str.format_map`` on every string
-    to fill ``{data_root}``, so a transcript holding braces (``{laughs}``) would fail to load.
+def fold_dataset(path, data_folder, dynamic_items, output_keys):
+    """A SpeechBrain ``DynamicItemDataset`` of one split manifest, ``{data_root}`` in its
+    ``wav`` fields replaced by ``data_folder``. Not ``DynamicItemDataset.from_json``: that runs
+    ``str.format_map`` on every string, so a transcript holding braces (``{laughs}``) would
+    fail to load or lose them.
 
     Example
     -------
-    >>> escape_braces({"wav": "{data_root}/a.wav", "transcript": "oh {laughs}", "duration": 1.0})
-    {'wav': '{data_root}/a.wav', 'transcript': 'oh {{laughs}}', 'duration': 1.0}
-    >>> "oh {{laughs}}".format_map({"data_root": "/x"})
-    'oh {laughs}'
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "test.json")
+    >>> atomic_write_json(path, {"u1": {"wav": "{data_root}/a.wav", "transcript": "oh {laughs}"}})
+    >>> dataset = fold_dataset(path, "/corpus", [], ["id", "wav", "transcript"])
+    >>> dataset[0]
+    {'id': 'u1', 'wav': '/corpus/a.wav', 'transcript': 'oh {laughs}'}
     """
-    return {key: value.replace("{", "{{").replace("}", "}}") if isinstance(value, str) and key not in keep
-            else value for key, value in entry.items()}
+    import speechbrain as sb
+
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    for entry in data.values():
+        if isinstance(entry.get("wav"), str):
+            entry["wav"] = entry["wav"].replace("{data_root}", str(data_folder))
+    return sb.dataio.dataset.DynamicItemDataset(data, dynamic_items=dynamic_items, output_keys=output_keys)
 
 
 def warn_about_missing_classes(splits, classes, label_key, fold_name):
@@ -482,8 +506,8 @@ def prepare_recipe_fold(hparams, modality):
     from speechbrain.utils.distributed import run_on_main
 
     if not hparams["skip_prep"]:
-        run_on_main(prepare_function(hparams["prepare_corpus"]), kwargs={
-            "data_folder": hparams["data_folder"], "save_folder": hparams["manifest_folder"]})
+        run_on_main(prepare_corpus, args=[hparams["prepare_corpus"], hparams["data_folder"],
+                                          hparams["manifest_folder"], hparams["prepare_options"]])
     check_modality(load_corpus(hparams["manifest_folder"]), modality)
     run_on_main(make_fold, kwargs={
         "manifest_folder": hparams["manifest_folder"], "test_fold": hparams["test_fold"],

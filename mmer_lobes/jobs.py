@@ -62,15 +62,26 @@ class JobError(RuntimeError):
     """
 
 
+class _QuotingDumper(yaml.SafeDumper):
+    """Quotes every string: the recipes read overrides as YAML 1.2 (ruamel), which takes an
+    unquoted ``08`` or ``1e3`` (a group name) for a number, where PyYAML's YAML 1.1 did not."""
+
+
+_QuotingDumper.add_representer(
+    str, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"'))
+
+
 def yaml_flow(value):
-    """A value as SpeechBrain's command-line overrides expect it (YAML flow style).
+    """A value as SpeechBrain's command-line overrides expect it (YAML flow style), every
+    string quoted.
 
     Example
     -------
-    >>> yaml_flow({"channels": [4, 8], "lr": 0.01}), yaml_flow("a b"), yaml_flow(True)
-    ('{channels: [4, 8], lr: 0.01}', 'a b', 'true')
+    >>> yaml_flow({"channels": [4, 8], "lr": 0.01}), yaml_flow("08"), yaml_flow(True)
+    ('{"channels": [4, 8], "lr": 0.01}', '"08"', 'true')
     """
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
+    return yaml.dump(value, Dumper=_QuotingDumper, default_flow_style=True, width=float("inf")).strip() \
+        .removesuffix("\n...").strip()
 
 
 def run_option_args(run_opts):

@@ -45,10 +45,11 @@ import speechbrain as sb
 import yaml
 from hyperpyyaml import load_hyperpyyaml
 from hyperpyyaml.core import recursive_update
+import ruamel.yaml
 from ruamel.yaml import YAML
 
 from mmer_lobes.corpora import (CORPUS_FILE, check_modality, describe_protocol, fold_heading, fold_names,
-                                load_corpus, prepare_function)
+                                fold_folder_name, load_corpus, prepare_corpus, MODALITIES)
 from mmer_lobes.encoder_folders import DEFINITION_FILE, template_path
 from mmer_lobes.errors import ProjectError, one_line, run_script
 from mmer_lobes.files import atomic_write_json, atomic_write_text
@@ -76,6 +77,8 @@ class ExperimentError(ProjectError, ValueError):
 
 # The fold definition (hparams/folds.yaml) every fold job gets.
 FOLD_KEYS = ("emotions", "label_map", "protocol", "n_folds", "holdout", "holdout_share", "fold_seed")
+# What else every fold job gets from the experiment, the same for both modalities.
+JOB_KEYS = ("data_folder", "manifest_folder", "skip_prep", "test_fold")
 # Folders given to the jobs: made absolute, so that "results/x/", "./results/x" and the
 # absolute path name the same job (a job's definition holds its overrides).
 PATH_KEYS = ("data_folder", "manifest_folder", "output_folder", "pretrained_encoder", "speaker_data_folder")
@@ -88,18 +91,29 @@ def build_jobs(hparams, corpus, run_args=()):
     hparams = {**hparams, **{k: os.path.abspath(hparams[k]) for k in PATH_KEYS if hparams.get(k)}}
     out = hparams["output_folder"]
     modalities = list(hparams["modalities"])
-    unknown = [m for m in modalities if m not in ("speech", "text")]
+    unknown = [m for m in modalities if m not in MODALITIES]
     if unknown or not modalities:
-        raise ExperimentError(f"modalities must be some of [speech, text], got {hparams['modalities']}")
+        raise ExperimentError(f"modalities must be some of {list(MODALITIES)}, got {hparams['modalities']}")
+    for system in ("speech", "text"):  # both modalities must cut every fold the same way
+        shared = sorted(set(hparams[f"{system}_overrides"]) & {*FOLD_KEYS, *JOB_KEYS})
+        if shared:
+            raise ExperimentError(f"{system}_overrides sets {', '.join(shared)}, which every fold job shares: "
+                                  "set it at the top level of the experiment")
     for modality in modalities:
         check_modality(corpus, modality)
     speech_modes = hparams["speech_modes"] if "speech" in modalities else []
+    if "speech" in modalities and not speech_modes:
+        raise ExperimentError("speech_modes is empty: name at least one of scratch, linear_probe, finetune, or "
+                              "drop speech from modalities")
     fused = "speech" in modalities and "text" in modalities
     if fused and hparams["fusion_speech_mode"] not in speech_modes:
         raise ExperimentError(f"fusion_speech_mode {hparams['fusion_speech_mode']!r} is not one of "
                               f"speech_modes {speech_modes}")
     folds = fold_names(corpus, hparams["protocol"], hparams["n_folds"])
     test_folds = folds if hparams["test_folds"] is None else [str(f) for f in hparams["test_folds"]]
+    if len({fold_folder_name(f) for f in test_folds}) < len(test_folds):
+        raise ExperimentError(f"the folds {test_folds} do not give distinct folder names "
+                              f"({[fold_folder_name(f) for f in test_folds]}): rename the corpus's groups")
     unknown = [f for f in test_folds if f not in folds]
     if unknown:
         raise ExperimentError(f"test_folds {unknown} are not folds of "
@@ -155,7 +169,7 @@ def build_jobs(hparams, corpus, run_args=()):
                 f"speech_{mode} fold {fold}", "train.py", hparams["speech_hparams"],
                 {**common, "test_fold": fold, "mode": mode, "pretrained_encoder": encoder,
                  **hparams["speech_overrides"]},
-                os.path.join(out, f"speech_{mode}", f"fold{fold}"), ["metrics_test.json"],
+                os.path.join(out, f"speech_{mode}", fold_folder_name(fold)), ["metrics_test.json"],
                 depends_on=speaker_jobs, input_files=manifests + encoder_files,
             )
             folders.setdefault(f"speech_{mode}", {})[fold] = speech[mode].output_folder
@@ -164,7 +178,7 @@ def build_jobs(hparams, corpus, run_args=()):
             text = job(
                 f"text fold {fold}", "train_text.py", hparams["text_hparams"],
                 {**common, "test_fold": fold, **hparams["text_overrides"]},
-                os.path.join(out, "text", f"fold{fold}"), ["metrics_test.json"],
+                os.path.join(out, "text", fold_folder_name(fold)), ["metrics_test.json"],
                 input_files=manifests,
             )
             folders.setdefault("text", {})[fold] = text.output_folder
@@ -175,7 +189,7 @@ def build_jobs(hparams, corpus, run_args=()):
                 f"fusion fold {fold}", "fuse.py", hparams["fusion_hparams"],
                 {"speech_folder": fused_speech.output_folder, "text_folder": text.output_folder,
                  **hparams["fusion_overrides"]},
-                os.path.join(out, "fusion", f"fold{fold}"),
+                os.path.join(out, "fusion", fold_folder_name(fold)),
                 [f"{method}/metrics_test.json" for method in hparams["fusion_methods"]],
                 depends_on=[fused_speech, text],
             )
@@ -223,8 +237,11 @@ def write_report(hparams, corpus, fold_metrics, subset_confusions_by_system):
     for system, confusions in subset_confusions_by_system.items():
         results["systems"][system]["subsets"] = summarize_subsets(confusions)
     results["classes"] = hparams["emotions"]
-    # The paper's figures are IEMOCAP's: beside any other corpus they would mislead.
-    results["paper"] = hparams["paper_results"] if corpus["corpus"] == "IEMOCAP" else None
+    # The paper's figures are IEMOCAP's, leave one session out, 4 classes: beside any other
+    # corpus or protocol they would mislead.
+    paper_setting = corpus["corpus"] == "IEMOCAP" and hparams["protocol"] in (None, "leave_one_group_out") \
+        and not hparams["label_map"]
+    results["paper"] = hparams["paper_results"] if paper_setting else None
     atomic_write_json(os.path.join(out, "results.json"), results)
     for system, entry in results["systems"].items():
         pooled = entry["pooled"]
@@ -261,9 +278,11 @@ def load_experiment(hparams_file, overrides):
             text = fin.read()
         data = YAML(typ="rt").load(text)
         if isinstance(data, dict) and "base" in data:
-            changes = yaml.safe_load(text)
+            # YAML 1.2, as HyperPyYAML reads the base: `no` stays a string, `08` a number
+            plain_yaml = YAML(typ="safe", pure=True)
+            changes = plain_yaml.load(text)
             base = os.path.join(os.path.dirname(os.path.abspath(hparams_file)), changes.pop("base"))
-            recursive_update(changes, yaml.safe_load(overrides) or {} if overrides else {})
+            recursive_update(changes, plain_yaml.load(overrides) or {} if overrides else {})
             hparams_file, overrides = base, changes
         with open(hparams_file, encoding="utf-8") as fin:
             return load_hyperpyyaml(fin, overrides)
@@ -271,7 +290,7 @@ def load_experiment(hparams_file, overrides):
         raise ExperimentError(f"cannot read {hparams_file}: {error.strerror}") from error
     except KeyError as error:
         raise ExperimentError(f"{hparams_file}: {one_line(error)}") from error
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, ruamel.yaml.YAMLError) as error:
         raise ExperimentError(f"{hparams_file}: {one_line(error)}") from error
 
 
@@ -314,8 +333,8 @@ def main(argv=None, script="experiment.py"):
 def run_experiment(hparams, run_opts, command):
     """Prepares the corpus, runs the jobs that are not done, writes the report."""
     logger.info("%s", " ".join(command))
-    prepare = prepare_function(hparams["prepare_corpus"])
-    prepare(hparams["data_folder"], hparams["manifest_folder"], **hparams["prepare_options"])
+    prepare_corpus(hparams["prepare_corpus"], hparams["data_folder"], hparams["manifest_folder"],
+                   hparams["prepare_options"])
     corpus = load_corpus(hparams["manifest_folder"])
     logger.info("Corpus: %s", describe_protocol(corpus, hparams["protocol"], hparams["n_folds"]))
     run_args = run_option_args(run_opts)

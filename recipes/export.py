@@ -29,7 +29,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from data_prep.mini_corpora import CORPUS_MARKER
-from mmer_lobes.corpora import CORPUS_FILE, describe_protocol, fold_heading
+from mmer_lobes.folds import FOLD_RECORD
 from mmer_lobes.checkpoints import CompleteCheckpointer
 from mmer_lobes.encoder_folders import DEFINITION_FILE
 from mmer_lobes.errors import ProjectError, one_line, run_script
@@ -122,17 +122,15 @@ def read_part(kind, folder, keys, files, overrides):
              for split in ("train", "holdout", "test")}
     summary = {key: plain(data.get(key), key, path) for key in
                ("data_folder", "test_fold", "holdout", "holdout_share", "fold_seed", "mode", "pretrained_encoder")}
-    if summary["test_fold"] is None:  # trained before corpus.json, when every corpus was IEMOCAP
-        summary["test_fold"] = plain(data.get("test_session"), "test_session", path)
-    corpus = read_json(os.path.join(str(data.get("manifest_folder")), CORPUS_FILE), required=False) \
-        if data.get("manifest_folder") else None
-    if corpus:
-        protocol = [plain(data.get(key), key, path) for key in ("protocol", "n_folds")]
-        summary.update(corpus=corpus["corpus"], protocol=describe_protocol(corpus, *protocol),
-                       held_out=f"{fold_heading(corpus, *protocol)} {summary['test_fold']}")
-    else:  # trained before corpus.json
-        summary.update(corpus="IEMOCAP", protocol="IEMOCAP, leave one session out",
-                       held_out=f"session {summary['test_fold']}")
+    fold = read_json(os.path.join(folder, "fold", FOLD_RECORD), required=False)
+    if fold:
+        summary.update(fold=fold, corpus=fold["corpus"], protocol=fold["protocol"], held_out=fold["held_out"])
+    elif data.get("test_session") is not None:  # trained before fold.json, when every corpus was IEMOCAP
+        summary.update(fold=None, test_fold=plain(data.get("test_session"), "test_session", path), corpus="IEMOCAP",
+                       protocol="IEMOCAP, leave one session out", held_out=f"session {data['test_session']}")
+    else:
+        raise ExportError(f"{folder} holds no fold/{FOLD_RECORD}: is it a recipes/"
+                          f"{'train' if kind == 'speech' else 'train_text'}.py output?")
     data_folder = summary["data_folder"]
     summary.update(folder=os.path.abspath(folder), sizes=sizes, metrics=metrics_of(folder),
                    synthetic_corpus=bool(data_folder) and os.path.isfile(os.path.join(str(data_folder), CORPUS_MARKER)))
@@ -287,9 +285,9 @@ def export(settings):
     if any(part["classes"] != classes for part in parts) or (fusion and list(fusion["params"].get("classes", [])) != classes):
         raise ExportError(f"class orders differ: {[p['classes'] for p in parts]}"
                           + (f", fusion {fusion['params'].get('classes')}" if fusion else ""))
-    tested = {(part["summary"]["corpus"], str(part["summary"]["test_fold"])) for part in parts}
-    if len(tested) > 1:
-        raise ExportError(f"the speech and the text folds test different folds: {sorted(tested)}")
+    folds = [part["summary"]["fold"] or {"held_out": part["summary"]["held_out"]} for part in parts]
+    if any(fold != folds[0] for fold in folds):
+        raise ExportError(f"the speech and the text folds were cut differently: {folds}")
 
     output = os.path.abspath(settings["output_folder"])
     if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):

@@ -29,7 +29,7 @@ from mmer_lobes.encoder_folders import DEFINITION_FILE, check_encoder_overrides
 from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.evaluation import ScoreCollector
 from mmer_lobes.files import atomic_write_text
-from mmer_lobes.folds import prepare_recipe_fold, rename_legacy_overrides
+from mmer_lobes.folds import fold_dataset, prepare_recipe_fold, rename_legacy_overrides
 from mmer_lobes.hparams_files import parse_yaml_tree
 from mmer_lobes.kaldi_features import features_and_lengths
 from mmer_lobes.labels import load_label_encoder
@@ -132,10 +132,9 @@ def dataio_prep(hparams, fold_paths):
 
     datasets = {}
     for split, path in fold_paths.items():
-        datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_json(
-            path, replacements={"data_root": hparams["data_folder"]},
-            dynamic_items=[audio_pipeline(hparams["speech_encoder"]["sample_rate"]), label_pipeline],
-            output_keys=["id", "sig", "emo_encoded"],
+        datasets[split] = fold_dataset(
+            path, hparams["data_folder"],
+            [audio_pipeline(hparams["speech_encoder"]["sample_rate"]), label_pipeline], ["id", "sig", "emo_encoded"],
         )
     # Evaluation batches of similar durations waste less padding.
     for split in ("holdout", "test"):

@@ -33,7 +33,7 @@ import speechbrain as sb
 
 from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.evaluation import ScoreCollector
-from mmer_lobes.folds import prepare_recipe_fold, rename_legacy_overrides
+from mmer_lobes.folds import fold_dataset, prepare_recipe_fold, rename_legacy_overrides
 from mmer_lobes.labels import load_label_encoder
 from mmer_lobes.text import text_pipeline
 
@@ -138,12 +138,8 @@ def dataio_prep(hparams, fold_paths):
     tokens_pipeline = text_pipeline(hparams["tokenizer"], hparams["max_length"])
     datasets = {}
     for split, path in fold_paths.items():
-        datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_json(
-            json_path=path,
-            replacements={"data_root": hparams["data_folder"]},
-            dynamic_items=[tokens_pipeline, label_pipeline],
-            output_keys=["id", "tokens", "emo_encoded"],
-        )
+        datasets[split] = fold_dataset(path, hparams["data_folder"], [tokens_pipeline, label_pipeline],
+                                       ["id", "tokens", "emo_encoded"])
     datasets["label_encoder"] = label_encoder
     return datasets
 

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from mmer_lobes.corpora import CorpusError, corpus_description, fold_names
-from mmer_lobes.folds import FoldError, SPLITS, dialogue_holdout_ids, make_fold
+from mmer_lobes.folds import FoldError, SPLITS, dialogue_holdout_ids, fold_dataset, make_fold
 
 CLASSES = ["ang", "hap", "neu", "sad"]
 
@@ -176,12 +176,39 @@ def test_fold_errors_name_the_problem(tmp_path):
 
 
 def test_braces_in_transcripts_reach_the_dataset_unchanged(tmp_path):
-    """SpeechBrain formats every string of a manifest with the replacements ({data_root})."""
-    import speechbrain as sb
-
+    """SpeechBrain's from_json formats every string of a manifest with the replacements."""
     _write_sessions(tmp_path, n_sessions=3, extra={3: {"Ses03F_impro09_F000": {
         "emo": "ang", "dialogue": "Ses03F_impro09", "wav": "{data_root}/a.wav", "transcript": "oh {laughs} no}"}}})
     paths = make_fold(tmp_path, 3, tmp_path / "fold", CLASSES, holdout="stratified", holdout_share=0.25)
-    dataset = sb.dataio.dataset.DynamicItemDataset.from_json(paths["test"], replacements={"data_root": "/corpus"})
-    item = dataset.data["Ses03F_impro09_F000"]
+    assert json.load(open(paths["test"]))["Ses03F_impro09_F000"]["transcript"] == "oh {laughs} no}"  # as prepared
+    item = fold_dataset(paths["test"], "/corpus", [], ["id"]).data["Ses03F_impro09_F000"]
     assert (item["wav"], item["transcript"]) == ("/corpus/a.wav", "oh {laughs} no}")
+
+
+def test_a_recipe_prepares_any_corpus_it_is_given(tmp_path):
+    """prepare_recipe_fold calls the YAML's prepare_corpus with its prepare_options, then cuts the fold."""
+    import numpy as np
+    import soundfile
+
+    from mmer_lobes.folds import prepare_recipe_fold
+
+    for actor in (1, 2, 5, 6):
+        folder = tmp_path / "RAVDESS" / f"Actor_{actor:02d}"
+        folder.mkdir(parents=True)
+        for emotion in ("01", "03", "04", "05"):
+            soundfile.write(str(folder / f"03-01-{emotion}-01-01-01-{actor:02d}.wav"), np.zeros(800), 16000)
+    hparams = {"skip_prep": False, "prepare_corpus": "data_prep.ravdess_prepare.prepare_ravdess",
+               "prepare_options": {"actors_per_group": 2}, "data_folder": str(tmp_path / "RAVDESS"),
+               "manifest_folder": str(tmp_path / "m"), "fold_folder": str(tmp_path / "fold"),
+               "test_fold": "actors05-06", "emotions": CLASSES, "protocol": None, "n_folds": None,
+               "label_map": {"angry": "ang", "happy": "hap", "neutral": "neu", "sad": "sad"},
+               "holdout": "speaker", "holdout_share": 0.5, "fold_seed": 1}
+    splits = _splits(prepare_recipe_fold(hparams, "speech"))
+    assert sorted({e["speaker"] for e in splits["test"].values()}) == ["actor05", "actor06"]
+    assert len(splits["train"]) == len(splits["holdout"]) == 4
+    record = json.load(open(tmp_path / "fold" / "fold.json"))
+    assert record["held_out"] == "actor group actors05-06" and record["corpus"] == "RAVDESS speech"
+    with pytest.raises(CorpusError, match="its text is the same sentences read in every emotion"):
+        prepare_recipe_fold(hparams, "text")
+    with pytest.raises(CorpusError, match="prepare_options .* got an unexpected keyword argument 'sessions'"):
+        prepare_recipe_fold({**hparams, "prepare_options": {"sessions": [1]}}, "speech")

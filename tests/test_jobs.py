@@ -15,7 +15,10 @@ from mmer_lobes.jobs import Job, JobError, run_job, run_jobs, run_option_args
 # exits with the code it is given.
 SCRIPT = textwrap.dedent("""
     import json, os, sys, time
-    args = dict(a[2:].split("=", 1) for a in sys.argv[2:] if a.startswith("--") and "=" in a)
+    import yaml
+    # the values as a recipe reads them: YAML (strings come quoted)
+    args = {k: str(yaml.safe_load(v)).lower() if isinstance(yaml.safe_load(v), bool) else str(yaml.safe_load(v))
+            for k, v in (a[2:].split("=", 1) for a in sys.argv[2:] if a.startswith("--") and "=" in a)}
     out = args["output_folder"]
     os.makedirs(out, exist_ok=True)
     record = os.path.join(out, "job.json")

@@ -151,3 +151,36 @@ def test_the_paper_column_appears_for_iemocap_only(loso, tmp_path, name, shown):
     assert ("| text | 50.00 ± 0.00 | 60.00 ± 0.00 | 70.33 | 70.24 |" in report) is shown
     assert f"Corpus and protocol: {name}, leave one session out (5 folds)." in report
     assert "| system | session 1 | session 2 | session 3 | session 4 | session 5 |" in report
+
+
+def test_both_modalities_get_the_same_fold_and_group_names_survive_the_command_line(loso, tmp_path):
+    """EmoDB's speakers are groups "03" ... "16": a job's command must give the recipe "08", not 8."""
+    import speechbrain as sb
+    from ruamel.yaml import YAML
+
+    corpus = _manifests(tmp_path, groups=("03", "08"))
+    hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\nspeech_modes: [scratch]\n"
+                                         "fusion_speech_mode: scratch\nlabel_map: {ang: ang}")
+    fold_jobs = loso.build_jobs(hparams, corpus)[1]
+    shared = (*loso.FOLD_KEYS, *loso.JOB_KEYS)
+    for fold in ("03", "08"):
+        jobs = [job for job in fold_jobs if job.name.endswith(f"fold {fold}")]
+        assert [job.name.split()[0] for job in jobs] == ["speech_scratch", "text", "fusion"][:len(jobs)]
+        jobs = jobs[:2]
+        assert {key: jobs[0].overrides[key] for key in shared} == {key: jobs[1].overrides[key] for key in shared}
+        for job in jobs:  # read back as the recipe reads its command line
+            _, _, overrides = sb.parse_arguments(job.command[2:])
+            read = YAML(typ="safe", pure=True).load(overrides)
+            assert read["test_fold"] == fold and read["label_map"] == {"ang": "ang"}
+
+
+def test_a_modality_cannot_cut_its_folds_differently(loso, tmp_path):
+    corpus = _manifests(tmp_path)
+    hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\n"
+                                         "text_overrides: {holdout: stratified, number_of_epochs: 1}")
+    with pytest.raises(loso.ExperimentError, match="text_overrides sets holdout, which every fold job shares: "
+                                                   "set it at the top level of the experiment"):
+        loso.build_jobs(hparams, corpus)
+    hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\nspeech_modes: []")
+    with pytest.raises(loso.ExperimentError, match="speech_modes is empty"):
+        loso.build_jobs(hparams, corpus)

@@ -211,10 +211,16 @@ def test_full_release_speech_counts_are_checked(full_release, tmp_path, caplog, 
     assert "RAVDESS COUNTS DO NOT MATCH THE FULL CORPUS" in caplog.text
 
 
-def test_full_release_song_counts_are_checked(full_release, tmp_path, caplog):
+def test_full_release_song_counts_are_checked(full_release, tmp_path, caplog, monkeypatch):
     with caplog.at_level(logging.INFO):
         prepare_ravdess(full_release, str(tmp_path / "a"), vocal_channel="song")
     assert "not the full release" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    caplog.clear()
+    monkeypatch.setitem(FULL_CORPUS_COUNTS["song"], "calm", 183)  # as if one calm song were missing
+    with caplog.at_level(logging.INFO):
+        prepare_ravdess(full_release, str(tmp_path / "b"), vocal_channel="song")
+    assert "RAVDESS COUNTS DO NOT MATCH THE FULL CORPUS" in caplog.text
 
 
 def test_actors_outside_01_24_are_not_ravdess_files():
