@@ -169,7 +169,7 @@ def prepare_emodb(data_folder, save_folder, skip_prep=False, expect_full_corpus=
     labels = [label for label in EMOTIONS.values() if label in found]
     description = corpus_description(
         "EmoDB", labels, {group: f"{group}.json" for group in manifests}, {"name": "leave_one_group_out"},
-        "speaker", text_carries_emotion=False,
+        "speaker", text_carries_emotion=False, language="de",
     )
     return finish_preparation(save_folder, manifests, description, options, dropped, EmoDBPrepError)
 

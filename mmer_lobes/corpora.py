@@ -38,7 +38,7 @@ class CorpusError(ProjectError, ValueError):
 
 
 def corpus_description(name, labels, groups, protocol, group_kind, modalities=MODALITIES,
-                       text_carries_emotion=True, counts=None, label_key="emo"):
+                       text_carries_emotion=True, counts=None, label_key="emo", language="en"):
     """A checked ``corpus.json`` dictionary.
 
     Arguments
@@ -62,6 +62,8 @@ def corpus_description(name, labels, groups, protocol, group_kind, modalities=MO
         Group -> label -> utterances.
     label_key : str
         The manifest field that holds the label.
+    language : str
+        The ISO 639-1 code of the speech and text (model cards name it).
 
     Example
     -------
@@ -75,7 +77,7 @@ def corpus_description(name, labels, groups, protocol, group_kind, modalities=MO
         "labels": [str(label) for label in labels], "group_kind": group_kind,
         "groups": {str(group): str(file) for group, file in groups.items()},
         "protocol": dict(protocol), "modalities": list(modalities),
-        "text_carries_emotion": bool(text_carries_emotion), "counts": counts or {},
+        "text_carries_emotion": bool(text_carries_emotion), "counts": counts or {}, "language": str(language),
     }
     check_description(description, "corpus description")
     return description

@@ -394,7 +394,8 @@ def make_fold(
     for split in SPLITS:
         atomic_write_json(paths[split], splits[split])
     atomic_write_json(os.path.join(save_folder, FOLD_RECORD), {
-        "corpus": corpus["corpus"], "protocol": describe_protocol(corpus, protocol, n_folds),
+        "corpus": corpus["corpus"], "language": corpus.get("language", "en"),
+        "protocol": describe_protocol(corpus, protocol, n_folds),
         "held_out": f"{fold_heading(corpus, protocol, n_folds)} {test_fold}", "test_fold": test_fold,
         "label_map": label_map, "dropped_labels": dropped, "classes": list(classes),
         "holdout": "official" if chosen["name"] == "official" else holdout,

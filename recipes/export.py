@@ -124,9 +124,11 @@ def read_part(kind, folder, keys, files, overrides):
                ("data_folder", "test_fold", "holdout", "holdout_share", "fold_seed", "mode", "pretrained_encoder")}
     fold = read_json(os.path.join(folder, "fold", FOLD_RECORD), required=False)
     if fold:
-        summary.update(fold=fold, corpus=fold["corpus"], protocol=fold["protocol"], held_out=fold["held_out"])
+        summary.update(fold=fold, corpus=fold["corpus"], protocol=fold["protocol"], held_out=fold["held_out"],
+                       language=fold["language"])
     elif data.get("test_session") is not None:  # trained before fold.json, when every corpus was IEMOCAP
         summary.update(fold=None, test_fold=plain(data.get("test_session"), "test_session", path), corpus="IEMOCAP",
+                       language="en",
                        protocol="IEMOCAP, leave one session out", held_out=f"session {data['test_session']}")
     else:
         raise ExportError(f"{folder} holds no fold/{FOLD_RECORD}: is it a recipes/"

@@ -86,7 +86,7 @@ def test_speaker_groups_entries_and_corpus(corpus, capsys):
             assert os.path.isfile(entry["wav"].replace("{data_root}", str(folder)))
     description = json.load(open(os.path.join(save, "corpus.json")))
     assert description == {
-        "format_version": 1, "corpus": "mine", "label_key": "emo", "labels": ["angry", "happy", "sad"],
+        "format_version": 1, "language": "en", "corpus": "mine", "label_key": "emo", "labels": ["angry", "happy", "sad"],
         "group_kind": "speaker", "groups": {"spk1": "spk1.json", "spk2": "spk2.json", "spk3": "spk3.json"},
         "protocol": {"name": "speaker_folds", "folds": 3}, "modalities": ["speech", "text"],
         "text_carries_emotion": True,

@@ -95,7 +95,7 @@ def test_manifests_and_corpus_json(corpus, tmp_path, capsys):
     assert description["protocol"] == {"name": "leave_one_group_out"}
     assert description["labels"] == ["anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"]
     assert description["modalities"] == ["speech", "text"]
-    assert description["text_carries_emotion"] is False
+    assert description["text_carries_emotion"] is False and description["language"] == "de"
     assert description["counts"] == COUNTS
 
 

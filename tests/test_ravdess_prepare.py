@@ -95,7 +95,7 @@ def test_speech_manifests_of_the_miniature(corpus, tmp_path, capsys):
     }
     assert {e["speaker"] for e in manifests["actors01-04"].values()} == {"actor01", "actor02", "actor03", "actor04"}
     assert json.load(open(os.path.join(save, "corpus.json"))) == {
-        "format_version": 1, "corpus": "RAVDESS speech", "label_key": "emo", "labels": ["neutral", "happy", "angry"],
+        "format_version": 1, "language": "en", "corpus": "RAVDESS speech", "label_key": "emo", "labels": ["neutral", "happy", "angry"],
         "group_kind": "actor group", "groups": {"actors01-04": "actors01-04.json", "actors05-08": "actors05-08.json"},
         "protocol": {"name": "leave_one_group_out"}, "modalities": ["speech", "text"], "text_carries_emotion": False,
         "counts": {"actors01-04": SPEECH_PER_GROUP, "actors05-08": SPEECH_PER_GROUP},

@@ -34,8 +34,11 @@ def front_matter(info, license_name):
     ...         "speech": {"test_fold": 5, "held_out": "session 5", "corpus": "IEMOCAP",
     ...                    "metrics": {"test": {"UA": 61.0, "WA": 60.5}}}}
     >>> card = yaml.safe_load(front_matter(info, "other"))
-    >>> card["tags"][:3], card["model-index"][0]["results"][0]["metrics"][0]["value"]
-    (['speechbrain', 'emotion-recognition', 'audio-classification'], 61.0)
+    >>> card["tags"][:3], card["model-index"][0]["results"][0]["metrics"][0]["value"], card["language"]
+    (['speechbrain', 'emotion-recognition', 'audio-classification'], 61.0, ['en'])
+    >>> info["speech"].update(corpus="EmoDB", language="de")
+    >>> yaml.safe_load(front_matter(info, "other"))["language"]
+    ['de']
     """
     speech, text = "speech" in info["modalities"], "text" in info["modalities"]
     tags = ["speechbrain", "emotion-recognition"] + (["audio-classification"] if speech else []) \
@@ -59,7 +62,7 @@ def front_matter(info, license_name):
                         {"type": "accuracy", "name": "WA", "value": _rounded(figures, "WA")}],
         } for name, task, figures in results],
     }]
-    card = {"language": ["en"], "license": license_name, "library_name": "speechbrain", "tags": tags,
+    card = {"language": [part.get("language", "en")], "license": license_name, "library_name": "speechbrain", "tags": tags,
             "datasets": [dataset_id], "metrics": ["accuracy", "unweighted-accuracy"], "model-index": index}
     return yaml.safe_dump(card, sort_keys=False, width=100).strip()
 
