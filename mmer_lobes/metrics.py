@@ -1,8 +1,10 @@
-"""Emotion-recognition metrics: WA, UA, per-class recall, confusion matrices and their plots.
+"""Emotion-recognition metrics: WA, UA, weighted F1, per-class recall, confusion matrices and
+their plots.
 
 WA (weighted accuracy) is the plain accuracy over utterances; UA (unweighted accuracy) is
 the mean of the per-class recalls, so every class counts the same whatever its size. Both
-are reported in percent, as in the paper.
+are reported in percent, as in the paper. Weighted F1 (``wF1``) is the mean of the per-class
+F1 scores weighted by each class's number of true utterances: MELD's usual figure.
 
 The confusion matrix of label lists is scikit-learn's (``labels=range(n_classes)``, so every
 class has its row and column). Every figure is then computed from the matrix
@@ -78,13 +80,15 @@ def summarize_confusion(counts, class_names):
     Returns
     -------
     dict
-        ``{"WA", "UA", "recall": {class: value}, "confusion": counts as lists, "n": total}``
+        ``{"WA", "UA", "wF1", "recall": {class: value}, "confusion": counts as lists, "n": total}``
 
     Example
     -------
     >>> m = summarize_confusion([[3, 1], [2, 2]], ["ang", "sad"])
     >>> m["WA"], m["UA"], m["recall"]
     (62.5, 62.5, {'ang': 75.0, 'sad': 50.0})
+    >>> round(m["wF1"], 2)  # F1 ang 2*3/(2*3+1+2) = 66.67, sad 2*2/(2*2+2+1) = 57.14
+    61.9
     """
     counts = np.asarray(counts, dtype=np.int64)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
@@ -108,10 +112,29 @@ def summarize_confusion(counts, class_names):
     return {
         "WA": 100.0 * float(np.trace(counts)) / total,
         "UA": float(np.mean(present)),
+        "wF1": weighted_f1(counts),
         "recall": recalls,
         "confusion": counts.tolist(),
         "n": total,
     }
+
+
+def weighted_f1(counts):
+    """The support-weighted mean of the per-class F1 scores, in percent, of a confusion
+    matrix (rows are true classes); a class never predicted nor true adds nothing. As
+    scikit-learn's ``f1_score(average="weighted")``, which needs label lists.
+
+    Example
+    -------
+    >>> round(weighted_f1([[3, 1], [2, 2]]), 4)
+    61.9048
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    true_positives = np.diag(counts)
+    denominators = counts.sum(axis=0) + counts.sum(axis=1)  # 2TP + FP + FN
+    f1 = np.divide(2 * true_positives, denominators, out=np.zeros_like(true_positives), where=denominators > 0)
+    support = counts.sum(axis=1)
+    return float(100.0 * (f1 * support).sum() / support.sum())
 
 
 def classification_metrics(true_indices, predicted_indices, class_names):

@@ -9,6 +9,9 @@ from mmer_lobes.metrics import confusion_matrix, summarize_confusion
 # figure on scripted test utterances is helped by sentences seen in training: the report
 # shows the two kinds apart, from the manifests' ``improvised`` field.
 SUBSETS = {"improvised": True, "scripted": False}
+# The figures of every fold and system: UA, WA and weighted F1, in percent.
+METRICS = ("UA", "WA", "wF1")
+METRIC_NAMES = {"UA": "UA", "WA": "WA", "wF1": "weighted F1"}
 
 
 def subset_confusions(score_set, manifest, field="improvised"):
@@ -103,40 +106,46 @@ def summarize_systems(fold_metrics):
     Arguments
     ---------
     fold_metrics : dict
-        ``{system: {fold: metrics dict with "UA", "WA", "confusion"}}``.
+        ``{system: {fold: metrics dict with "confusion"}}`` (a fold's ``metrics_test.json``).
 
     Returns
     -------
     dict
-        ``{"systems": {system: {"folds": {fold: {"UA", "WA"}}, "mean": {...}, "std": {...},
-        "pooled": {"UA", "WA", "confusion"}}}}``; std is the population std over folds.
+        ``{"systems": {system: {"folds": {fold: {"UA", "WA", "wF1"}}, "mean": {...}, "std": {...},
+        "pooled": {"UA", "WA", "wF1", "confusion"}}}}``; std is the population std over folds.
+        Every figure is computed from the fold's confusion counts (weighted F1 included).
 
     Example
     -------
-    >>> folds = {"text": {"1": {"UA": 60.0, "WA": 50.0, "confusion": [[3, 1], [1, 1]]},
-    ...                   "2": {"UA": 70.0, "WA": 70.0, "confusion": [[2, 0], [0, 2]]}}}
+    >>> folds = {"text": {"1": {"confusion": [[3, 1], [1, 1]]},  # UA (75 + 50) / 2
+    ...                   "2": {"confusion": [[2, 0], [0, 2]]}}}    # UA 100
     >>> r = summarize_systems(folds)["systems"]["text"]
-    >>> r["mean"], r["std"], r["pooled"]["WA"]
-    ({'UA': 65.0, 'WA': 60.0}, {'UA': 5.0, 'WA': 10.0}, 80.0)
+    >>> r["mean"]["UA"], r["std"]["UA"], r["pooled"]["WA"], r["folds"]["2"]["wF1"]
+    (81.25, 18.75, 80.0, 100.0)
     """
     systems = {}
     for system, folds in fold_metrics.items():
         ordered = list(folds)  # the protocol's order
-        entry = {"folds": {f: {"UA": folds[f]["UA"], "WA": folds[f]["WA"]} for f in ordered}}
+        summaries = {f: summarize_confusion(folds[f]["confusion"], _class_names(folds[f]["confusion"]))
+                     for f in ordered}
+        entry = {"folds": {f: {key: summaries[f][key] for key in METRICS} for f in ordered}}
         for statistic, function in (("mean", np.mean), ("std", np.std)):
             entry[statistic] = {
-                key: float(function([folds[f][key] for f in ordered])) for key in ("UA", "WA")
+                key: float(function([summaries[f][key] for f in ordered])) for key in METRICS
             }
         pooled = np.sum([np.asarray(folds[f]["confusion"]) for f in ordered], axis=0)
-        class_names = [str(i) for i in range(pooled.shape[0])]
-        summary = summarize_confusion(pooled, class_names)
-        entry["pooled"] = {"UA": summary["UA"], "WA": summary["WA"], "confusion": pooled.tolist()}
+        summary = summarize_confusion(pooled, _class_names(pooled))
+        entry["pooled"] = {**{key: summary[key] for key in METRICS}, "confusion": pooled.tolist()}
         systems[system] = entry
     return {"systems": systems}
 
 
+def _class_names(confusion):
+    return [str(i) for i in range(len(confusion))]
+
+
 def render_report(results, classes, paper=None, title="Leave-one-session-out results", notes=(),
-                  fold_heading="session"):
+                  fold_heading="session", metrics=("UA", "WA")):
     """Markdown report: one table of mean ± std, one of per-fold values, pooled confusions.
 
     Arguments
@@ -153,6 +162,9 @@ def render_report(results, classes, paper=None, title="Leave-one-session-out res
         Paragraphs printed under the title (e.g. what corpus this is).
     fold_heading : str
         What a fold is, in the per-fold table's header ("session", "actor group", "fold").
+    metrics : sequence of str
+        The figures of the tables, in order: some of :data:`METRICS` (MELD's reports lead
+        with weighted F1).
 
     Example
     -------
@@ -163,6 +175,9 @@ def render_report(results, classes, paper=None, title="Leave-one-session-out res
     ...     results, ["ang", "sad"], {"text": {"UA": 70.33, "WA": 70.24}})
     True
     """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"report metrics must be some of {list(METRICS)}, got {list(metrics)}")
     systems = results["systems"]
     lines = [f"# {title}", ""]
     if results.get("corpus"):
@@ -170,25 +185,24 @@ def render_report(results, classes, paper=None, title="Leave-one-session-out res
     for note in notes:
         lines += [note, ""]
     lines += ["## Mean over folds", ""]
+    header = [f"{METRIC_NAMES[m]} (%)" for m in metrics]
     if paper:
-        lines += ["| system | UA (%) | WA (%) | paper UA (IEMOCAP) | paper WA (IEMOCAP) |",
-                  "| --- | --- | --- | --- | --- |"]
-    else:
-        lines += ["| system | UA (%) | WA (%) |", "| --- | --- | --- |"]
+        header += ["paper UA (IEMOCAP)", "paper WA (IEMOCAP)"]
+    lines += ["| system | " + " | ".join(header) + " |", "| --- |" + " --- |" * len(header)]
     for name, entry in systems.items():
-        row = (f"| {name} | {entry['mean']['UA']:.2f} ± {entry['std']['UA']:.2f} | "
-               f"{entry['mean']['WA']:.2f} ± {entry['std']['WA']:.2f} |")
+        row = f"| {name} | " + " | ".join(
+            f"{entry['mean'][m]:.2f} ± {entry['std'][m]:.2f}" for m in metrics) + " |"
         if paper:
             reference = paper.get(name) or {}
             row += f" {_figure(reference.get('UA'))} | {_figure(reference.get('WA'))} |"
         lines.append(row)
     folds = list(dict.fromkeys(f for entry in systems.values() for f in entry["folds"]))
-    lines += ["", f"## Per fold (test {fold_heading}): UA / WA (%)", "",
+    lines += ["", f"## Per fold (test {fold_heading}): {' / '.join(METRIC_NAMES[m] for m in metrics)} (%)", "",
               "| system | " + " | ".join(f"{fold_heading} {f}" for f in folds) + " |",
               "| --- |" + " --- |" * len(folds)]
     for name, entry in systems.items():
         cells = [
-            f"{entry['folds'][f]['UA']:.1f} / {entry['folds'][f]['WA']:.1f}" if f in entry["folds"] else "–"
+            " / ".join(f"{entry['folds'][f][m]:.1f}" for m in metrics) if f in entry["folds"] else "–"
             for f in folds
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -209,7 +223,8 @@ def render_report(results, classes, paper=None, title="Leave-one-session-out res
     lines += ["", "## Pooled confusion matrices (all test folds; rows: true, columns: predicted)", ""]
     for name, entry in systems.items():
         confusion = entry["pooled"]["confusion"]
-        lines += [f"### {name} (pooled UA {entry['pooled']['UA']:.2f}, WA {entry['pooled']['WA']:.2f})", "",
+        pooled_figures = ", ".join(f"{METRIC_NAMES[m]} {entry['pooled'][m]:.2f}" for m in metrics)
+        lines += [f"### {name} (pooled {pooled_figures})", "",
                   f"![{name}](confusion_{name}.png)", "",
                   "| true \\ predicted | " + " | ".join(classes) + " |",
                   "| --- |" + " --- |" * len(classes)]

@@ -158,3 +158,16 @@ def test_classification_metrics_match_a_plain_numpy_reference(case, true, predic
         assert metrics["recall"]["neu"] is None and 2 in predicted
     if case == "never-predicted":
         assert 1 not in predicted and metrics["recall"]["hap"] == 0.0
+
+
+@pytest.mark.parametrize("case, true, predicted", list(_label_sets()))
+def test_weighted_f1_matches_scikit_learn(case, true, predicted):
+    import warnings
+
+    from sklearn.metrics import f1_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns about ill-defined F1 of absent classes
+        expected = 100.0 * f1_score(true, predicted, labels=range(4), average="weighted", zero_division=0)
+    metrics = classification_metrics(true.tolist(), predicted.tolist(), ["ang", "hap", "neu", "sad"])
+    assert metrics["wF1"] == pytest.approx(expected, abs=1e-10, rel=0)
