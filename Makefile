@@ -8,8 +8,12 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 MINI := data/mini
 DEMO := results/demo
+# The two real development corpora (RAVDESS speech, MELD text); point it at your own copies
+# with `make real-check REAL_DATA=/path` (a folder holding ravdess-4class-16k and meld-text).
+REAL_DATA ?= ../shared/data
+REAL := results/real
 
-.PHONY: demo test bench venv clean-demo
+.PHONY: demo test bench real-check venv clean-demo
 
 venv: $(STAMP)
 
@@ -41,6 +45,22 @@ demo: $(STAMP)
 	$(PY) recipes/export.py hparams/export.yaml --overwrite=True \
 		--speech_folder $(DEMO)/speech_finetune/fold5 --text_folder $(DEMO)/text/fold5 \
 		--fusion_folder $(DEMO)/fusion/fold5/weighted --output_folder $(DEMO)/interface
+
+# Real-data figures (README, "Results on real data"): RAVDESS speech, 6 speaker-independent
+# folds on the CPU configuration, and MELD text on its official split, each with its named
+# baseline. Not part of `make test`: a user's machine has no copy of these corpora.
+real-check: $(STAMP)
+	@for corpus in ravdess-4class-16k meld-text; do \
+		if [ ! -d "$(REAL_DATA)/$$corpus" ]; then \
+			echo "real-check: no $(REAL_DATA)/$$corpus: the real corpora are not here; nothing was run." \
+				"Run make real-check REAL_DATA=<folder holding ravdess-4class-16k and meld-text>." >&2; \
+			exit 2; \
+		fi; \
+	done
+	$(PY) recipes/experiment.py hparams/ravdess_cpu.yaml --data_folder $(REAL_DATA)/ravdess-4class-16k \
+		--output_folder $(REAL)/ravdess_cpu
+	$(PY) recipes/experiment.py hparams/meld.yaml --data_folder $(REAL_DATA)/meld-text \
+		--output_folder $(REAL)/meld
 
 bench: $(STAMP)
 	$(PY) tests/benchmarks/bench_speed.py --output results/bench.md

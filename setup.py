@@ -24,6 +24,7 @@ setup(
         "matplotlib",
         "tqdm",
         "scikit-learn",
+        "opensmile",
         "espeakng-loader",
     ],
     extras_require={

@@ -12,6 +12,12 @@ with ``prepare_options``), the fold definition (protocol, label map, hold-out) a
 ``modalities`` to run; fusion runs when both are. ``recipes/loso.py``, the name of this
 script when it ran IEMOCAP only, runs it too.
 
+The named baselines of ``baselines`` (openSMILE eGeMAPS + logistic regression for speech,
+TF-IDF + logistic regression for text; ``recipes/train_baseline.py``) run on the same folds
+for the modalities that run, and lead the report, so that every figure is read against a
+baseline from the same run. ``report_metrics`` chooses the report's figures (UA, WA,
+weighted F1).
+
 With ``speaker_data_folder`` set instead of ``pretrained_encoder``, the speaker encoder is
 pretrained first (``recipes/train_speaker.py``). Every fold of every system runs as its own
 recipe process, so folds can run in parallel (``--jobs N``). SpeechBrain's run options given
@@ -94,7 +100,7 @@ def build_jobs(hparams, corpus, run_args=()):
     unknown = [m for m in modalities if m not in MODALITIES]
     if unknown or not modalities:
         raise ExperimentError(f"modalities must be some of {list(MODALITIES)}, got {hparams['modalities']}")
-    for system in ("speech", "text"):  # both modalities must cut every fold the same way
+    for system in ("speech", "text", "baseline"):  # every job must cut every fold the same way
         shared = sorted(set(hparams[f"{system}_overrides"]) & {*FOLD_KEYS, *JOB_KEYS})
         if shared:
             raise ExperimentError(f"{system}_overrides sets {', '.join(shared)}, which every fold job shares: "
@@ -161,8 +167,17 @@ def build_jobs(hparams, corpus, run_args=()):
               "skip_prep": True, **{key: hparams[key] for key in FOLD_KEYS}}
     manifests = [os.path.join(hparams["manifest_folder"], name)
                  for name in (CORPUS_FILE, *corpus["groups"].values())]
+    baselines = baseline_modalities(hparams["baselines"], modalities)
     fold_jobs, fusion_jobs, folders = [], [], {}
     for fold in test_folds:
+        for name, (yaml_file, modality) in baselines.items():  # first: the report's first rows
+            baseline = job(
+                f"{name} fold {fold}", "train_baseline.py", yaml_file,
+                {**common, "test_fold": fold, **hparams["baseline_overrides"]},
+                os.path.join(out, name, fold_folder_name(fold)), ["metrics_test.json"], input_files=manifests,
+            )
+            folders.setdefault(name, {})[fold] = baseline.output_folder
+            fold_jobs.append(baseline)
         speech = {}
         for mode in speech_modes:
             speech[mode] = job(
@@ -197,6 +212,25 @@ def build_jobs(hparams, corpus, run_args=()):
             for method in hparams["fusion_methods"]:
                 folders.setdefault(f"fusion_{method}", {})[fold] = os.path.join(fusion.output_folder, method)
     return speaker_jobs, fold_jobs, fusion_jobs, folders
+
+
+def baseline_modalities(baseline_files, modalities):
+    """``{system name: (YAML file, modality)}`` of the baselines (recipes/train_baseline.py
+    YAMLs) whose modality runs; a system is named after its file (``baseline_egemaps``)."""
+    baselines = {}
+    for yaml_file in baseline_files or []:
+        path = yaml_file if os.path.isfile(yaml_file) else os.path.join(os.path.dirname(RECIPES), yaml_file)
+        if not os.path.isfile(path):
+            raise ExperimentError(f"baselines: no such YAML file: {yaml_file}")
+        modality = read_yaml_file(path).get("modality")
+        if modality not in MODALITIES:
+            raise ExperimentError(f"baselines: {yaml_file} names no modality (speech or text) of a baseline")
+        name = os.path.splitext(os.path.basename(yaml_file))[0]
+        if name in baselines:
+            raise ExperimentError(f"baselines: two files are named {name}")
+        if modality in modalities:
+            baselines[name] = (yaml_file, modality)
+    return baselines
 
 
 def collect_fold_metrics(folders):
@@ -247,11 +281,12 @@ def write_report(hparams, corpus, fold_metrics, subset_confusions_by_system):
         pooled = entry["pooled"]
         plot_confusion_matrix(
             pooled["confusion"], hparams["emotions"], os.path.join(out, f"confusion_{system}.png"),
-            f"{system}: pooled UA {pooled['UA']:.1f} %, WA {pooled['WA']:.1f} %",
+            f"{system}: pooled " + ", ".join(f"{m} {pooled[m]:.1f} %" for m in hparams["report_metrics"]),
         )
     report = render_report(results, hparams["emotions"], results["paper"],
                            hparams["report_title"], hparams["report_notes"],
-                           fold_heading(corpus, hparams["protocol"], hparams["n_folds"]))
+                           fold_heading(corpus, hparams["protocol"], hparams["n_folds"]),
+                           hparams["report_metrics"])
     atomic_write_text(os.path.join(out, "report.md"), report)
     return report
 
@@ -271,19 +306,30 @@ def load_experiment(hparams_file, overrides):
     an override of a key it does not have is an :class:`ExperimentError`.
 
     A file whose ``base`` names another experiment YAML (``hparams/loso_demo.yaml``:
-    ``base: loso.yaml``) holds overrides of that one, in plain YAML; the command line's
-    overrides apply after them."""
+    ``base: loso.yaml``) holds overrides of that one, in plain YAML; that one may name a
+    ``base`` of its own (``hparams/ravdess_cpu.yaml``: ``base: ravdess.yaml``). Each file's
+    overrides apply after its base's, and the command line's last."""
     try:
-        with open(hparams_file, encoding="utf-8") as fin:
-            text = fin.read()
-        data = YAML(typ="rt").load(text)
-        if isinstance(data, dict) and "base" in data:
-            # YAML 1.2, as HyperPyYAML reads the base: `no` stays a string, `08` a number
-            plain_yaml = YAML(typ="safe", pure=True)
+        plain_yaml = YAML(typ="safe", pure=True)  # YAML 1.2, as HyperPyYAML reads the base:
+        layers, seen = [], set()                  # `no` stays a string, `08` a number
+        while True:
+            with open(hparams_file, encoding="utf-8") as fin:
+                text = fin.read()
+            data = YAML(typ="rt").load(text)
+            if not (isinstance(data, dict) and "base" in data):
+                break
+            if os.path.abspath(hparams_file) in seen:
+                raise ExperimentError(f"{hparams_file}: its chain of base files comes back to it")
+            seen.add(os.path.abspath(hparams_file))
             changes = plain_yaml.load(text)
-            base = os.path.join(os.path.dirname(os.path.abspath(hparams_file)), changes.pop("base"))
-            recursive_update(changes, plain_yaml.load(overrides) or {} if overrides else {})
-            hparams_file, overrides = base, changes
+            layers.append(changes)
+            hparams_file = os.path.join(os.path.dirname(os.path.abspath(hparams_file)), changes.pop("base"))
+        if layers:
+            merged = {}
+            for changes in reversed(layers):  # the base's first
+                recursive_update(merged, changes)
+            recursive_update(merged, plain_yaml.load(overrides) or {} if overrides else {})
+            overrides = merged
         with open(hparams_file, encoding="utf-8") as fin:
             return load_hyperpyyaml(fin, overrides)
     except OSError as error:

@@ -4,6 +4,7 @@ refuses a key the base lacks. The jobs follow the corpus's protocol."""
 import json
 import os
 
+import numpy as np
 import pytest
 from hyperpyyaml import load_hyperpyyaml
 
@@ -112,8 +113,10 @@ def test_the_jobs_follow_the_corpus_protocol_and_modalities(loso, tmp_path):
                                          "speech_modes: [scratch]\nprotocol: speaker_folds\nn_folds: 4")
     speaker_jobs, fold_jobs, fusion_jobs, folders = loso.build_jobs(hparams, corpus)
     assert speaker_jobs == [] and fusion_jobs == []  # scratch transfers nothing; no text, no fusion
-    assert [job.name for job in fold_jobs] == [f"speech_scratch fold {k}" for k in "1234"]
-    assert folders == {"speech_scratch": {k: str(tmp_path / "out" / "speech_scratch" / f"fold{k}") for k in "1234"}}
+    assert [job.name for job in fold_jobs] == [f"{system} fold {k}" for k in "1234"
+                                               for system in ("baseline_egemaps", "speech_scratch")]
+    assert folders == {system: {k: str(tmp_path / "out" / system / f"fold{k}") for k in "1234"}
+                       for system in ("baseline_egemaps", "speech_scratch")}
     assert {key: fold_jobs[0].overrides[key] for key in ("test_fold", "protocol", "n_folds", "skip_prep")} == \
         {"test_fold": "1", "protocol": "speaker_folds", "n_folds": 4, "skip_prep": True}
     # the corpus.json and every group manifest define each job
@@ -134,7 +137,8 @@ def test_an_official_partition_runs_one_fold_and_text_alone_has_no_fusion(loso, 
     hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\nmodalities: [text]")
     speaker_jobs, fold_jobs, fusion_jobs, folders = loso.build_jobs(hparams, corpus)
     assert speaker_jobs == [] and fusion_jobs == []  # no speech: no encoder, no fusion
-    assert [job.name for job in fold_jobs] == ["text fold test"] and list(folders) == ["text"]
+    assert [job.name for job in fold_jobs] == ["baseline_tfidf fold test", "text fold test"]
+    assert list(folders) == ["baseline_tfidf", "text"]
     with pytest.raises(CorpusError, match=r"test corpus was prepared without speech \(its modalities: \['text'\]\), "
                                           "so no speech branch can run on it"):
         loso.build_jobs(loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}"), corpus)
@@ -148,7 +152,8 @@ def test_the_paper_column_appears_for_iemocap_only(loso, tmp_path, name, shown):
                                                                   [0, 0, 1, 1]]} for f in "12345"}}
     report = loso.write_report(hparams, corpus, metrics, {})
     assert ("| system | UA (%) | WA (%) | paper UA (IEMOCAP) | paper WA (IEMOCAP) |" in report) is shown
-    assert ("| text | 50.00 ± 0.00 | 60.00 ± 0.00 | 70.33 | 70.24 |" in report) is shown
+    # every figure comes from the confusion counts: recalls 100, 100, 50, 50; 4 of 6 right
+    assert ("| text | 75.00 ± 0.00 | 66.67 ± 0.00 | 70.33 | 70.24 |" in report) is shown
     assert f"Corpus and protocol: {name}, leave one session out (5 folds)." in report
     assert "| system | session 1 | session 2 | session 3 | session 4 | session 5 |" in report
 
@@ -165,9 +170,10 @@ def test_both_modalities_get_the_same_fold_and_group_names_survive_the_command_l
     shared = (*loso.FOLD_KEYS, *loso.JOB_KEYS)
     for fold in ("03", "08"):
         jobs = [job for job in fold_jobs if job.name.endswith(f"fold {fold}")]
-        assert [job.name.split()[0] for job in jobs] == ["speech_scratch", "text", "fusion"][:len(jobs)]
-        jobs = jobs[:2]
-        assert {key: jobs[0].overrides[key] for key in shared} == {key: jobs[1].overrides[key] for key in shared}
+        assert [job.name.split()[0] for job in jobs] == ["baseline_egemaps", "baseline_tfidf", "speech_scratch",
+                                                         "text"]
+        for job in jobs[1:]:  # every job of the fold cuts it the same way
+            assert {key: jobs[0].overrides[key] for key in shared} == {key: job.overrides[key] for key in shared}
         for job in jobs:  # read back as the recipe reads its command line
             _, _, overrides = sb.parse_arguments(job.command[2:])
             read = YAML(typ="safe", pure=True).load(overrides)
@@ -184,3 +190,68 @@ def test_a_modality_cannot_cut_its_folds_differently(loso, tmp_path):
     hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\nspeech_modes: []")
     with pytest.raises(loso.ExperimentError, match="speech_modes is empty"):
         loso.build_jobs(hparams, corpus)
+
+
+def test_the_baselines_run_first_on_the_modalities_that_run(loso, tmp_path):
+    corpus = _manifests(tmp_path, groups=("a", "b"))
+    hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\nmodalities: [text]\n"
+                                         "baseline_overrides: {selection_metric: wF1}")
+    fold_jobs, folders = (lambda jobs: (jobs[1], jobs[3]))(loso.build_jobs(hparams, corpus))
+    assert list(folders) == ["baseline_tfidf", "text"]  # the report's order; no speech, no eGeMAPS
+    baseline = fold_jobs[0]
+    assert baseline.command[1].endswith("recipes/train_baseline.py") and baseline.overrides["selection_metric"] == "wF1"
+    assert os.path.abspath(baseline.command[2]) == os.path.join(REPO, "hparams", "baseline_tfidf.yaml")
+    assert {key: baseline.overrides[key] for key in loso.FOLD_KEYS} == \
+        {key: fold_jobs[1].overrides[key] for key in loso.FOLD_KEYS}  # the text job's fold
+    hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\nbaselines: []")
+    assert not [name for name in loso.build_jobs(hparams, corpus)[3] if name.startswith("baseline")]
+
+
+@pytest.mark.parametrize("contents, message", [
+    (None, "baselines: no such YAML file: .*missing.yaml"),
+    ("modality: video\n", "baselines: .*odd.yaml names no modality \\(speech or text\\) of a baseline"),
+])
+def test_a_baseline_file_must_exist_and_name_its_modality(loso, tmp_path, contents, message):
+    corpus = _manifests(tmp_path)
+    path = tmp_path / ("missing.yaml" if contents is None else "odd.yaml")
+    if contents is not None:
+        path.write_text(contents, encoding="utf-8")
+    hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\nbaselines: [{path}]")
+    with pytest.raises(loso.ExperimentError, match=message):
+        loso.build_jobs(hparams, corpus)
+    hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\nbaseline_overrides: {{test_fold: 1}}")
+    with pytest.raises(loso.ExperimentError, match="baseline_overrides sets test_fold, which every fold job shares"):
+        loso.build_jobs(hparams, corpus)
+
+
+def test_the_report_leads_with_the_metrics_it_is_asked_for(loso, tmp_path):
+    corpus = _manifests(tmp_path, groups=("train", "dev", "test"), modalities=("text",),
+                        protocol={"name": "official", "train": ["train"], "holdout": ["dev"], "test": ["test"]})
+    hparams = loso.load_experiment(os.path.join(REPO, "hparams", "meld.yaml"),
+                                   f"data_folder: x\noutput_folder: {tmp_path / 'out'}")
+    assert hparams["report_metrics"] == ["wF1", "UA", "WA"] and len(hparams["emotions"]) == 7
+    confusion = np.diag([3, 1, 1, 1, 1, 1, 1])
+    confusion[0, 4] = 1  # one anger utterance taken for neutral
+    metrics = {"baseline_tfidf": {"test": {"confusion": confusion.tolist()}},
+               "text": {"test": {"confusion": np.diag([4, 1, 1, 1, 1, 1, 1]).tolist()}}}
+    report = loso.write_report(hparams, corpus, metrics, {})
+    expected_f1 = 100 * (4 * 6 / 7 + 2 / 3 + 5) / 10  # F1 anger 2*3/(6+1) (4 true), neutral 2/(2+1), others 1
+    assert "| system | weighted F1 (%) | UA (%) | WA (%) |" in report
+    assert f"| baseline_tfidf | {expected_f1:.2f} ± 0.00 | {100 * (0.75 + 6) / 7:.2f} ± 0.00 | 90.00 ± 0.00 |" in report
+    assert report.index("| baseline_tfidf |") < report.index("| text |")
+    assert "| text | 100.0 / 100.0 / 100.0 |" in report
+    assert os.path.isfile(tmp_path / "out" / "confusion_baseline_tfidf.png")
+
+
+def test_a_base_file_may_have_a_base_of_its_own(loso, tmp_path):
+    ravdess = loso.load_experiment(os.path.join(REPO, "hparams", "ravdess.yaml"), "data_folder: x")
+    cpu = loso.load_experiment(os.path.join(REPO, "hparams", "ravdess_cpu.yaml"), "data_folder: x\njobs: 1")
+    changed = {key for key in ravdess if ravdess[key] != cpu[key]}
+    assert changed == {"output_folder", "manifest_folder", "speech_modes", "speech_overrides"}  # jobs: 1 again
+    assert cpu["label_map"] == ravdess["label_map"] and cpu["modalities"] == ["speech"]  # from ravdess.yaml
+    assert cpu["jobs"] == 1 and cpu["manifest_folder"] == "results/ravdess_cpu/manifests"
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("base: b.yaml\njobs: 2\n", encoding="utf-8")
+    second.write_text("base: a.yaml\n", encoding="utf-8")
+    with pytest.raises(loso.ExperimentError, match="its chain of base files comes back to it"):
+        loso.load_experiment(str(first), "")
