@@ -19,7 +19,9 @@ from mmer_lobes.scores import read_scores
 
 pytestmark = pytest.mark.slow
 
-SYSTEMS = ["speech_linear_probe", "speech_finetune", "text",
+# The TF-IDF baseline only (seconds; tests/test_ravdess_e2e.py runs the eGeMAPS one).
+BASELINES = "--baselines=[hparams/baseline_tfidf.yaml]"
+SYSTEMS = ["baseline_tfidf", "speech_linear_probe", "speech_finetune", "text",
            "fusion_weighted", "fusion_znorm", "fusion_logreg"]
 # The speech folds take the features and the architecture from the demo's speaker encoder.
 TINY_SPEECH = {"embedding_size": 32, "chunk_frames": [100], "num_workers": 0, "number_of_epochs": 1,
@@ -61,7 +63,7 @@ def demo(tmp_path_factory, repo_root):
     command = [
         sys.executable, "recipes/loso.py", "hparams/loso_demo.yaml",
         f"--data_folder={mini}/IEMOCAP_full_release", f"--speaker_data_folder={mini}/VoxCeleb1",
-        f"--output_folder={out}", "--test_sessions=[5]", "--device=cpu",
+        f"--output_folder={out}", "--test_sessions=[5]", BASELINES, "--device=cpu",
     ]
     first = _ok(_run(command, repo_root))
     interface = os.path.join(out, "interface")
@@ -77,11 +79,11 @@ def test_every_job_gets_the_run_options(demo):
     out = demo["out"]
     log = open(os.path.join(out, "log.txt"), encoding="utf-8").read()
     job_lines = [line for line in log.splitlines() if "recipes/" in line and ".py hparams/" in line]
-    # speaker, 2 speech modes, text, fusion: listed once in the job list and once when run
-    assert len(job_lines) == 10
+    # speaker, baseline, 2 speech modes, text, fusion: listed once in the job list and once when run
+    assert len(job_lines) == 12
     assert all(line.rstrip().endswith("--device=cpu") for line in job_lines)
     records = glob.glob(os.path.join(out, "**", "job.json"), recursive=True)
-    assert len(records) == 5
+    assert len(records) == 6
     for path in records:
         record = json.load(open(path))
         assert record["finished"] is True
@@ -93,7 +95,7 @@ def test_every_job_gets_the_run_options(demo):
 def test_results_match_the_score_files(demo):
     out = demo["out"]
     results = json.load(open(os.path.join(out, "results.json")))
-    assert sorted(results["systems"]) == sorted(SYSTEMS)
+    assert list(results["systems"]) == SYSTEMS  # the baseline first
     manifest = json.load(open(os.path.join(out, "text", "fold5", "fold", "test.json")))
     for name in SYSTEMS:
         scores = read_scores(os.path.join(_system_folder(out, name, 5), "scores", "test.csv"))
@@ -188,7 +190,7 @@ def test_failing_job_stops_with_one_line(demo, repo_root, tmp_path, jobs):
         sys.executable, "recipes/loso.py", "hparams/loso_demo.yaml",
         f"--data_folder={demo['mini']}/IEMOCAP_full_release", f"--output_folder={out}",
         f"--pretrained_encoder={demo['out']}/speaker/encoder", "--test_sessions=[5]", f"--jobs={jobs}",
-        _speech_overrides(pretrained_encoder=f"{tmp_path}/no_encoder"),
+        "--baselines=[]", _speech_overrides(pretrained_encoder=f"{tmp_path}/no_encoder"),
     ]
     result = _run(command, repo_root, timeout=600)
     assert result.returncode == 1  # a job failed (recipes/loso.py EXIT_JOB_FAILED; bad input is 2)
@@ -208,7 +210,7 @@ def test_killed_fold_resumes(demo, repo_root, tmp_path):
         sys.executable, "recipes/loso.py", "hparams/loso_demo.yaml",
         f"--data_folder={demo['mini']}/IEMOCAP_full_release", f"--output_folder={out}",
         f"--pretrained_encoder={demo['out']}/speaker/encoder", "--test_sessions=[5]", "--jobs=1",
-        "--speech_modes=[finetune]", _speech_overrides(number_of_epochs=3),
+        "--speech_modes=[finetune]", "--baselines=[]", _speech_overrides(number_of_epochs=3),
     ]
     fold = os.path.join(out, "speech_finetune", "fold5")
     process = subprocess.Popen(command, cwd=repo_root, stdout=subprocess.DEVNULL,

@@ -90,18 +90,24 @@ def test_folds_are_speaker_independent_and_every_kept_clip_is_tested_once(ravdes
 def test_report_names_the_corpus_and_matches_the_score_files(ravdess_run):
     out = ravdess_run["out"]
     results = json.load(open(os.path.join(out, "results.json")))
-    assert list(results["systems"]) == ["speech_scratch"]  # no text branch, no fusion
+    # the speech baseline first; no text branch, no text baseline, no fusion
+    assert list(results["systems"]) == ["baseline_egemaps", "speech_scratch"]
     assert results["corpus"] == "RAVDESS speech, leave one actor group out (2 folds)"
-    entry = results["systems"]["speech_scratch"]
-    pooled = np.zeros((4, 4), dtype=int)
-    for fold in ("actors01-04", "actors05-08"):
-        scores = read_scores(os.path.join(out, "speech_scratch", f"fold{fold}", "scores", "test.csv"))
-        truth, predicted = scores.label_indices(), scores.scores.argmax(axis=1)
-        recalls = [np.mean(predicted[truth == c] == c) for c in range(4)]
-        assert entry["folds"][fold]["UA"] == pytest.approx(100 * np.mean(recalls))
-        assert entry["folds"][fold]["WA"] == pytest.approx(100 * np.mean(truth == predicted))
-        np.add.at(pooled, (truth, predicted), 1)
-    assert entry["pooled"]["confusion"] == pooled.tolist()
+    for system in results["systems"]:
+        entry = results["systems"][system]
+        pooled = np.zeros((4, 4), dtype=int)
+        for fold in ("actors01-04", "actors05-08"):
+            folder = os.path.join(out, system, f"fold{fold}")
+            scores = read_scores(os.path.join(folder, "scores", "test.csv"))
+            assert sorted(scores.ids) == sorted(json.load(open(os.path.join(folder, "fold", "test.json"))))
+            truth, predicted = scores.label_indices(), scores.scores.argmax(axis=1)
+            recalls = [np.mean(predicted[truth == c] == c) for c in range(4)]
+            assert entry["folds"][fold]["UA"] == pytest.approx(100 * np.mean(recalls))
+            assert entry["folds"][fold]["WA"] == pytest.approx(100 * np.mean(truth == predicted))
+            np.add.at(pooled, (truth, predicted), 1)
+        assert entry["pooled"]["confusion"] == pooled.tolist()
+    # the baseline's pitch features tell these synthetic emotions apart (one pitch each)
+    assert results["systems"]["baseline_egemaps"]["mean"]["UA"] > 90
     report = open(os.path.join(out, "report.md"), encoding="utf-8").read()
     assert "Corpus and protocol: RAVDESS speech, leave one actor group out (2 folds)." in report
     assert "| system | actor group actors01-04 | actor group actors05-08 |" in report
