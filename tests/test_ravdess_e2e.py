@@ -106,8 +106,9 @@ def test_report_names_the_corpus_and_matches_the_score_files(ravdess_run):
             assert entry["folds"][fold]["WA"] == pytest.approx(100 * np.mean(truth == predicted))
             np.add.at(pooled, (truth, predicted), 1)
         assert entry["pooled"]["confusion"] == pooled.tolist()
-    # the baseline's pitch features tell these synthetic emotions apart (one pitch each)
-    assert results["systems"]["baseline_egemaps"]["mean"]["UA"] > 90
+    # the baseline's pitch features tell these synthetic emotions apart well above chance (25),
+    # though each actor's voice shifts the pitch of every emotion (72 UA when written)
+    assert results["systems"]["baseline_egemaps"]["mean"]["UA"] > 50
     report = open(os.path.join(out, "report.md"), encoding="utf-8").read()
     assert "Corpus and protocol: RAVDESS speech, leave one actor group out (2 folds)." in report
     assert "| system | actor group actors01-04 | actor group actors05-08 |" in report
