@@ -1,6 +1,6 @@
-"""`make real-check` runs the real-data experiments on ../shared/data when it is there; where the
-corpora are not (a user's machine), it says so and runs nothing. Only that second case is
-tested: no test may depend on the real corpora."""
+"""`make real-check` runs the real-data experiments on the real development corpora when they are
+there; where they are not (a user's machine), it says so and runs nothing. Only that second
+case is tested, on a temporary folder: no test may depend on the real corpora."""
 import shutil
 import subprocess
 
