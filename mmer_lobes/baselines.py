@@ -97,12 +97,17 @@ def fit_on_holdout(pipeline, grid, train, holdout, metric="UA"):
     >>> model.fit_intercept, [round(score) for _, score in tried]
     (True, [50, 100])
     """
-    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+    from sklearn.model_selection import GridSearchCV, ParameterGrid, PredefinedSplit
 
     if metric not in SCORERS:
         raise BaselineError(f"selection metric must be one of {', '.join(SCORERS)}, got {metric!r}")
     if len(np.unique(train[1])) < 2:
         raise BaselineError("the training set holds fewer than two classes: nothing to learn")
+    for parameters in ParameterGrid(grid or {}):  # a grid that does not fit, before any fitting
+        try:
+            clone(pipeline).set_params(**parameters)
+        except ValueError as error:
+            raise BaselineError(f"the classifier refuses the selection grid: {error}") from error
     if isinstance(train[0], np.ndarray):
         inputs = np.concatenate([train[0], holdout[0]])
     else:

@@ -63,6 +63,7 @@ from mmer_lobes.folds import rename_legacy_overrides
 from mmer_lobes.hparams_files import read_yaml_file
 from mmer_lobes.jobs import Job, JobError, run_jobs, run_option_args
 from mmer_lobes.metrics import plot_confusion_matrix
+from mmer_lobes.report import METRICS as REPORT_METRICS
 from mmer_lobes.report import render_report, subset_confusions, summarize_subsets, summarize_systems
 from mmer_lobes.scores import read_scores
 from mmer_lobes.transfer import ENCODER_FILE
@@ -107,6 +108,9 @@ def build_jobs(hparams, corpus, run_args=()):
                                   "set it at the top level of the experiment")
     for modality in modalities:
         check_modality(corpus, modality)
+    metrics = hparams["report_metrics"]
+    if not isinstance(metrics, list) or not metrics or any(m not in REPORT_METRICS for m in metrics):
+        raise ExperimentError(f"report_metrics must be a list of some of {list(REPORT_METRICS)}, got {metrics!r}")
     speech_modes = hparams["speech_modes"] if "speech" in modalities else []
     if "speech" in modalities and not speech_modes:
         raise ExperimentError("speech_modes is empty: name at least one of scratch, linear_probe, finetune, or "
@@ -217,7 +221,7 @@ def build_jobs(hparams, corpus, run_args=()):
 def baseline_modalities(baseline_files, modalities):
     """``{system name: (YAML file, modality)}`` of the baselines (recipes/train_baseline.py
     YAMLs) whose modality runs; a system is named after its file (``baseline_egemaps``)."""
-    baselines = {}
+    baselines, names = {}, set()
     for yaml_file in baseline_files or []:
         path = yaml_file if os.path.isfile(yaml_file) else os.path.join(os.path.dirname(RECIPES), yaml_file)
         if not os.path.isfile(path):
@@ -226,8 +230,11 @@ def baseline_modalities(baseline_files, modalities):
         if modality not in MODALITIES:
             raise ExperimentError(f"baselines: {yaml_file} names no modality (speech or text) of a baseline")
         name = os.path.splitext(os.path.basename(yaml_file))[0]
-        if name in baselines:
+        if name in names:
             raise ExperimentError(f"baselines: two files are named {name}")
+        if name in ("speaker", "text") or name.startswith(("speech_", "fusion")):
+            raise ExperimentError(f"baselines: {yaml_file} would share its folders with the {name} system: rename it")
+        names.add(name)
         if modality in modalities:
             baselines[name] = (yaml_file, modality)
     return baselines

@@ -74,10 +74,10 @@ def main(argv=None):
     try:
         model, tried = fit_on_holdout(hparams["classifier"], hparams["selection_grid"], splits["train"][1:],
                                       splits["holdout"][1:], hparams["selection_metric"])
-    except ValueError as error:  # scikit-learn: a grid key the pipeline lacks, a bad value
-        if isinstance(error, BaselineError):
-            raise
-        raise BaselineError(f"{hparams_file}: the classifier refuses the selection grid: {error}") from error
+    except BaselineError as error:
+        raise BaselineError(f"{hparams_file}: {error}") from error
+    except ValueError as error:  # scikit-learn refusing the data: NaN features, an empty vocabulary...
+        raise BaselineError(f"{hparams_file}: the baseline cannot be fitted on this fold: {error}") from error
     train_logger = hparams["train_logger"]
     for parameters, score in tried:
         train_logger.log_stats(stats_meta=parameters, valid_stats={hparams["selection_metric"]: score})

@@ -80,6 +80,10 @@ def test_the_baseline_recipe_scores_the_fold_the_neural_recipes_cut(iemocap_mani
     log = (out / "train_log.txt").read_text(encoding="utf-8")
     n_points = 10 if baseline == "egemaps" else 8
     assert log.count("valid wF1: ") == n_points and "split: test" in log
+    # the hold-out figure written is the best of the grid points logged (the project's wF1)
+    logged = [float(line.rsplit("valid wF1: ", 1)[1]) for line in log.splitlines() if "valid wF1: " in line]
+    with open(out / "metrics_holdout.json", encoding="utf-8") as handle:
+        assert json.load(handle)["wF1"] == pytest.approx(max(logged), abs=0.01)
 
 
 def test_a_grid_the_pipeline_lacks_is_one_line(iemocap_manifests, repo_root, tmp_path):

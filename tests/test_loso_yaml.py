@@ -222,6 +222,14 @@ def test_a_baseline_file_must_exist_and_name_its_modality(loso, tmp_path, conten
     hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\nbaseline_overrides: {{test_fold: 1}}")
     with pytest.raises(loso.ExperimentError, match="baseline_overrides sets test_fold, which every fold job shares"):
         loso.build_jobs(hparams, corpus)
+    text = tmp_path / "text.yaml"
+    text.write_text("modality: text\n", encoding="utf-8")
+    for change, message in ((f"baselines: [{text}]", "would share its folders with the text system: rename it"),
+                            ("report_metrics: [F1]", r"report_metrics must be a list of some of \['UA', 'WA', 'wF1'\]"),
+                            ("report_metrics: wF1", "report_metrics must be a list")):
+        hparams = loso.load_experiment(DEMO, f"output_folder: {tmp_path / 'out'}\n{change}")
+        with pytest.raises(loso.ExperimentError, match=message):
+            loso.build_jobs(hparams, corpus)
 
 
 def test_the_report_leads_with_the_metrics_it_is_asked_for(loso, tmp_path):
