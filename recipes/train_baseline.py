@@ -23,6 +23,7 @@ import sys
 
 import numpy as np
 import speechbrain as sb
+import torch
 from hyperpyyaml import load_hyperpyyaml
 from tqdm import tqdm
 
@@ -81,21 +82,16 @@ def main(argv=None):
     train_logger = hparams["train_logger"]
     for parameters, score in tried:
         train_logger.log_stats(stats_meta=parameters, valid_stats={hparams["selection_metric"]: score})
-    chosen = tried[[score for _, score in tried].index(max(score for _, score in tried))][0]
+    chosen = {key: model.get_params()[key] for key in hparams["selection_grid"] or {}}  # what was fitted
     logger.info("Kept %s (best hold-out %s of %d points)", chosen, hparams["selection_metric"], len(tried))
     for split in ("holdout", "test"):
         ids, inputs, labels = splits[split]
         collector = ScoreCollector(classes)
-        collector.append(ids, _tensor(log_posteriors(model, inputs, len(classes))), _tensor(labels))
+        collector.append(ids, torch.from_numpy(log_posteriors(model, inputs, len(classes))),
+                         torch.from_numpy(labels))
         metrics = collector.write_results(hparams["output_folder"], split)
         train_logger.log_stats(stats_meta={"split": split, **chosen},
                                test_stats={key: metrics[key] for key in ("UA", "WA", "wF1")})
-
-
-def _tensor(array):
-    import torch
-
-    return torch.from_numpy(np.asarray(array))
 
 
 if __name__ == "__main__":
