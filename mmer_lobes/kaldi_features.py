@@ -211,16 +211,7 @@ class KaldiFbank(torch.nn.Module):
         """
         total = kaldi_frame_count(num_samples, self.window_size, self.window_shift)
         dtype = wav_lens.dtype if wav_lens is not None else torch.float32
-        frames = self.frame_counts(wav_lens, num_samples)
-        lengths = (frames.double() / total).to(dtype)
-        # One step down has always sufficed; the bound only keeps the loop finite.
-        for _ in range(4):
-            over = lengths * total > frames.to(dtype)
-            if not bool(over.any()):
-                break
-            lower = torch.nextafter(lengths, torch.zeros_like(lengths))
-            lengths = torch.where(over, lower, lengths)
-        return lengths
+        return relative_lengths_of(self.frame_counts(wav_lens, num_samples), total, dtype)
 
     def forward(self, wavs, wav_lens=None):
         """Filterbanks ``(batch, frames, n_mels)`` of the padded batch ``wavs``
@@ -277,20 +268,73 @@ class KaldiFbank(torch.nn.Module):
         return feats
 
 
+def relative_lengths_of(frames, total, dtype=torch.float32):
+    """Relative lengths ``frames / total`` in ``dtype`` that select exactly ``frames`` frames.
+
+    Each is taken one step lower in ``dtype`` where needed so that ``length * total`` never
+    exceeds the count: both SpeechBrain's ``make_padding_mask`` (``frame < length * F -
+    1e-6``) and rounding (``round(length * F)``) then select exactly that many frames, which
+    the plain quotient misses by one frame in a few percent of the pairs in float32.
+
+    Example
+    -------
+    >>> lengths = relative_lengths_of(torch.tensor([298, 223, 1]), 298)
+    >>> torch.round(lengths * 298).long().tolist()
+    [298, 223, 1]
+    """
+    lengths = (frames.double() / total).to(dtype)
+    # One step down has always sufficed; the bound only keeps the loop finite.
+    for _ in range(4):
+        over = lengths * total > frames.to(dtype)
+        if not bool(over.any()):
+            break
+        lengths = torch.where(over, torch.nextafter(lengths, torch.zeros_like(lengths)), lengths)
+    return lengths
+
+
+def stft_frame_lengths(compute_features, wav_lens, num_samples):
+    """Exact relative frame lengths of SpeechBrain's ``Fbank`` (or any front end with a
+    ``compute_STFT``) for clips of relative sample lengths ``wav_lens`` padded to
+    ``num_samples``; None for a front end without one.
+
+    A centred STFT gives a clip of ``n`` samples ``1 + n // hop`` frames, each of which sees
+    only the clip and zeros (its own constant padding, or the batch's), so these frames are
+    the clip's frames alone; relative sample lengths would count one frame more or fewer.
+
+    Example
+    -------
+    >>> from speechbrain.lobes.features import Fbank
+    >>> lengths = stft_frame_lengths(Fbank(), torch.tensor([1.0, 0.5]), 32000)
+    >>> torch.round(lengths * 201).long().tolist()
+    [201, 101]
+    """
+    stft = getattr(compute_features, "compute_STFT", None)
+    if stft is None or not hasattr(stft, "hop_length"):
+        return None
+    samples = torch.round(wav_lens.double() * num_samples).long()
+    if getattr(stft, "center", True):
+        frames, total = 1 + samples // stft.hop_length, 1 + num_samples // stft.hop_length
+    else:
+        frames = 1 + (samples - stft.n_fft) // stft.hop_length
+        total = 1 + (num_samples - stft.n_fft) // stft.hop_length
+    return relative_lengths_of(frames.clamp(min=1), total, wav_lens.dtype)
+
+
 def features_and_lengths(compute_features, wavs, wav_lens):
     """Features of a padded batch and their relative lengths, for any front end.
 
     A front end that knows the frames of each clip (:class:`KaldiFbank`) gets the lengths and
-    returns exactly those frames' lengths; any other (SpeechBrain's ``Fbank``) is called on
-    the waveforms alone, and the lengths stay those of the samples.
+    returns exactly those frames' lengths; SpeechBrain's ``Fbank`` is called on the
+    waveforms alone and its frames are counted from its STFT (:func:`stft_frame_lengths`);
+    for any other front end the lengths stay those of the samples.
 
     Example
     -------
     >>> from speechbrain.lobes.features import Fbank
     >>> wavs, lens = torch.randn(2, 16000), torch.tensor([1.0, 0.5])
     >>> feats, frame_lens = features_and_lengths(Fbank(n_mels=40), wavs, lens)
-    >>> feats.shape, frame_lens.tolist()
-    (torch.Size([2, 101, 40]), [1.0, 0.5])
+    >>> feats.shape, torch.round(frame_lens * 101).long().tolist()
+    (torch.Size([2, 101, 40]), [101, 51])
     >>> feats, frame_lens = features_and_lengths(KaldiFbank(), wavs, lens)
     >>> feats.shape, torch.round(frame_lens * 98).long().tolist()
     (torch.Size([2, 98, 80]), [98, 48])
@@ -299,4 +343,8 @@ def features_and_lengths(compute_features, wavs, wav_lens):
         lengths = wav_lens if wav_lens is not None else torch.ones(wavs.shape[0], device=wavs.device)
         return (compute_features(wavs, lengths),
                 compute_features.relative_frame_lengths(lengths, wavs.shape[1]))
-    return compute_features(wavs), wav_lens
+    feats = compute_features(wavs)
+    if wav_lens is None:
+        return feats, None
+    frame_lens = stft_frame_lengths(compute_features, wav_lens, wavs.shape[1])
+    return feats, wav_lens if frame_lens is None else frame_lens

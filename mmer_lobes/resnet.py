@@ -99,11 +99,14 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.act2 = make_activation(activation, out_channels)
         self.shortcut = shortcut(in_channels, out_channels, stride)
+        self.stride = stride
 
-    def forward(self, x):
-        """Applies the block to ``(batch, channels, freq, time)``."""
+    def forward(self, x, mask=None):
+        """Applies the block to ``(batch, channels, freq, time)``; ``mask`` ``(batch, 1, 1, time)``
+        marks the valid frames (see :func:`masked`)."""
+        x = masked(x, mask)
         out = self.act1(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.bn2(self.conv2(masked(out, downsample_mask(mask, self.stride))))
         return self.act2(out + self.shortcut(x))
 
 
@@ -146,16 +149,59 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.act3 = make_activation(activation, out_channels)
         self.shortcut = shortcut(in_channels, out_channels, stride)
+        self.stride = stride
 
-    def forward(self, x):
-        """Applies the block to ``(batch, channels, freq, time)``."""
+    def forward(self, x, mask=None):
+        """Applies the block to ``(batch, channels, freq, time)``; ``mask`` as in
+        :meth:`BasicBlock.forward`. Only the 3x3 convolution mixes frames, so only its input
+        needs the mask."""
         out = self.act1(self.bn1(self.conv1(x)))
-        out = self.act2(self.bn2(self.conv2(out)))
+        out = self.act2(self.bn2(self.conv2(masked(out, mask))))
         out = self.bn3(self.conv3(out))
         return self.act3(out + self.shortcut(x))
 
 
 BLOCK_TYPES = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+def masked(x, mask):
+    """``x`` with the padded frames set to zero (``mask`` None: every frame is valid).
+
+    A 3x3 convolution with zero padding reads one frame on either side; a clip alone reads
+    zeros past its last frame, so zeroing the padding of a batch before every such
+    convolution gives each clip of the batch the values it has alone.
+
+    Example
+    -------
+    >>> x = torch.ones(1, 1, 2, 4)
+    >>> masked(x, frame_mask(torch.tensor([3]), 4))[0, 0].tolist()
+    [[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0]]
+    """
+    return x if mask is None else x.masked_fill(~mask, 0.0)
+
+
+def frame_mask(valid_frames, max_frames):
+    """Boolean ``(batch, 1, 1, max_frames)`` mask of the first ``valid_frames`` of each row,
+    laid out for ``(batch, channels, freq, time)`` maps.
+
+    Example
+    -------
+    >>> frame_mask(torch.tensor([2, 3]), 3)[:, 0, 0].int().tolist()
+    [[1, 1, 0], [1, 1, 1]]
+    """
+    return (torch.arange(max_frames, device=valid_frames.device)[None, :] < valid_frames[:, None])[:, None, None, :]
+
+
+def downsample_mask(mask, stride):
+    """The mask after a convolution of ``stride`` with padding 1 (every ``stride``-th frame):
+    ``n`` valid frames become ``ceil(n / stride)``, as the convolution maps them.
+
+    Example
+    -------
+    >>> downsample_mask(frame_mask(torch.tensor([5]), 8), 2)[0, 0, 0].int().tolist()
+    [1, 1, 1, 0]
+    """
+    return mask if mask is None or stride == 1 else mask[..., ::stride]
 
 
 class ResNetTrunk(nn.Module):
@@ -216,9 +262,21 @@ class ResNetTrunk(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.output_size = channels[-1] * block_type.expansion * (n_mels // 8)
 
-    def forward(self, feats):
-        """Maps ``(batch, time, n_mels)`` to ``(batch, time', output_size)``."""
-        x = self.stages(self.stem(feats.transpose(1, 2).unsqueeze(1)))
+    def forward(self, feats, lengths=None):
+        """Maps ``(batch, time, n_mels)`` to ``(batch, time', output_size)``.
+
+        With relative ``lengths``, the padded frames are zeroed before every convolution
+        that mixes frames, so each clip's valid output frames are those it gets alone
+        (:func:`masked`); without them (or when no clip is padded), nothing is masked."""
+        mask = None
+        if lengths is not None:
+            valid = valid_frames(lengths, feats.shape[1])
+            if bool((valid < feats.shape[1]).any()):
+                mask = frame_mask(valid, feats.shape[1])
+        x = self.stem(masked(feats.transpose(1, 2).unsqueeze(1), mask))
+        for block in self.stages:
+            x = block(x, mask)
+            mask = downsample_mask(mask, block.stride)
         if self.flatten == "frequency_major":
             x = x.transpose(1, 2)  # (batch, F, C, time): the channel index varies fastest
         batch, outer, inner, time = x.shape
@@ -236,8 +294,18 @@ def length_mask(lengths, max_len):
     >>> length_mask(torch.tensor([1.0, 0.5]), 4).int().tolist()
     [[1, 1, 1, 1], [1, 1, 0, 0]]
     """
-    valid = torch.clamp(torch.round(lengths * max_len), min=1).long()
-    return torch.arange(max_len, device=lengths.device)[None, :] < valid[:, None]
+    return torch.arange(max_len, device=lengths.device)[None, :] < valid_frames(lengths, max_len)[:, None]
+
+
+def valid_frames(lengths, max_len):
+    """Number of valid frames of each row from relative lengths: at least one.
+
+    Example
+    -------
+    >>> valid_frames(torch.tensor([1.0, 0.5, 0.0]), 4).tolist()
+    [4, 2, 1]
+    """
+    return torch.clamp(torch.round(lengths * max_len), min=1).long()
 
 
 class StatisticsPooling(nn.Module):
@@ -333,12 +401,13 @@ class ResNetEncoder(nn.Module):
                  variance_floor="clamp", eps=1e-5):
         super().__init__()
         self.trunk = ResNetTrunk(n_mels, channels, blocks, block, activation, flatten)
+        self.batch_exact = True  # a padded batch gives each clip its lone output (mmer_lobes.batching)
         self.pooling = StatisticsPooling(use_std, eps, variance, variance_floor)
         self.output_size = self.pooling.output_size(self.trunk.output_size)
 
     def forward(self, feats, lengths=None):
         """Maps features ``(batch, time, n_mels)`` to pooled statistics ``(batch, output_size)``."""
-        frames = self.trunk(feats)
+        frames = self.trunk(feats, lengths)
         if lengths is not None:
             lengths = trunk_lengths(lengths, feats.shape[1], frames.shape[1])
         return self.pooling(frames, lengths)
@@ -356,7 +425,7 @@ def trunk_lengths(lengths, input_frames, output_frames):
     >>> trunk_lengths(torch.tensor([20 / 64, 1.0]), 64, 8).tolist()
     [0.375, 1.0]
     """
-    valid = torch.clamp(torch.round(lengths * input_frames), min=1)
+    valid = valid_frames(lengths, input_frames).to(lengths.dtype)
     for _ in range(3):
         valid = torch.ceil(valid / 2)
     return valid / output_frames

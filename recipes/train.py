@@ -25,6 +25,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
 from mmer_lobes.audio import audio_pipeline
+from mmer_lobes.batching import eval_loader_options
 from mmer_lobes.encoder_folders import DEFINITION_FILE, check_encoder_overrides
 from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.evaluation import ScoreCollector
@@ -181,14 +182,15 @@ def main(argv=None):
         modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
         run_opts=run_opts, checkpointer=hparams["checkpointer"],
     )
+    eval_opts = eval_loader_options(hparams, brain.device)
+    logger.info("Evaluation batches of %d clips on %s", eval_opts["batch_size"], brain.device)
     brain.fit(
         brain.hparams.epoch_counter, datasets["train"], datasets["holdout"],
-        train_loader_kwargs=hparams["train_dataloader_opts"],
-        valid_loader_kwargs=hparams["eval_dataloader_opts"],
+        train_loader_kwargs=hparams["train_dataloader_opts"], valid_loader_kwargs=eval_opts,
     )
     for split in ("holdout", "test"):
         brain.eval_split = split
-        brain.evaluate(datasets[split], min_key="error_rate", test_loader_kwargs=hparams["eval_dataloader_opts"])
+        brain.evaluate(datasets[split], min_key="error_rate", test_loader_kwargs=eval_opts)
 
 
 if __name__ == "__main__":

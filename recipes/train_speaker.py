@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from data_prep.voxceleb_prepare import VoxcelebPrepError, prepare_voxceleb
 from mmer_lobes.audio import audio_pipeline
+from mmer_lobes.batching import eval_loader_options
 from mmer_lobes.encoder_folders import write_encoder_folder
 from mmer_lobes.errors import run_script
 from mmer_lobes.files import atomic_write_json
@@ -90,7 +91,7 @@ class SpeakerBrain(sb.Brain):
     def embed(self, dataset):
         """512-d embeddings of every utterance of ``dataset`` (whole segments)."""
         self.modules.eval()
-        loader = sb.dataio.dataloader.make_dataloader(dataset, **self.hparams.eval_dataloader_opts)
+        loader = sb.dataio.dataloader.make_dataloader(dataset, **eval_loader_options(self.hparams, self.device))
         embeddings = {}
         with torch.no_grad():
             for batch in tqdm(loader, desc="embedding trial utterances", dynamic_ncols=True):
@@ -129,6 +130,9 @@ def dataio_prep(hparams):
         sb.dataio.dataset.set_output_keys([datasets[split]], ["id", "sig", "spk_id_encoded"])
     sb.dataio.dataset.add_dynamic_item([datasets["test"]], audio_pipeline(hparams["speech_encoder"]["sample_rate"]))
     sb.dataio.dataset.set_output_keys([datasets["test"]], ["id", "sig"])
+    # Evaluation batches of similar durations waste less padding.
+    for split in ("valid", "test"):
+        datasets[split] = datasets[split].filtered_sorted(sort_key="duration")
     speaker_encoder.load_or_create(
         path=os.path.join(hparams["save_folder"], "speaker_encoder.txt"),
         from_didatasets=[datasets["train"]],
@@ -206,7 +210,7 @@ def main(argv=None):
         datasets["train"],
         datasets["valid"],
         train_loader_kwargs=hparams["train_dataloader_opts"],
-        valid_loader_kwargs=hparams["eval_dataloader_opts"],
+        valid_loader_kwargs=eval_loader_options(hparams, brain.device),
     )
 
     # Verification and export use the checkpoint with the lowest validation error.

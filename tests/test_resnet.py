@@ -179,7 +179,7 @@ def test_encoder_use_std_false_is_plain_mean_of_half_size():
     lengths = torch.tensor([1.0, 0.5])
     out = mean_only(feats, lengths)
     assert out.shape == (2, mean_only.output_size)
-    frames = mean_only.trunk(feats)  # 6 frames; row 1 keeps 3
+    frames = mean_only.trunk(feats, lengths)  # 6 frames; row 1 keeps 3
     assert torch.allclose(out[0], frames[0].mean(dim=0), atol=1e-5)
     assert torch.allclose(out[1], frames[1, :3].mean(dim=0), atol=1e-5)
     assert torch.allclose(out, with_std(feats, lengths)[:, : mean_only.output_size], atol=1e-6)
@@ -196,7 +196,7 @@ def test_encoder_pooling_excludes_padded_trunk_frames():
     feats[1, 40:] = 100.0  # padding region full of garbage
     lengths = torch.tensor([1.0, 40 / 64])
     out = encoder(feats, lengths)
-    frames = encoder.trunk(feats)  # 8 frames; row 1 keeps round(0.625 * 8) = 5
+    frames = encoder.trunk(feats, lengths)  # 8 frames; row 1 keeps round(0.625 * 8) = 5
     valid = frames[1, :5]
     std = torch.sqrt(torch.clamp(valid.var(dim=0, unbiased=False), min=1e-5))  # eps floor
     expected = torch.cat([valid.mean(dim=0), std])
@@ -206,59 +206,66 @@ def test_encoder_pooling_excludes_padded_trunk_frames():
     assert not torch.allclose(out[1], everything, atol=1e-2)
 
 
-def _trunk_right_reach(blocks):
-    """How many input frames to the right of ``i * jump`` trunk output frame ``i`` sees, and
-    the total stride ``jump``: the sum over every 3x3 padding-1 convolution (the stem, and
-    two per BasicBlock; the 1x1 shortcuts see less) of its half-width (1) times the input
-    stride accumulated before it."""
-    reach, jump = 1, 1  # stem
-    for stride, count in zip((1, 2, 2, 2), blocks):
-        for index in range(count):
-            reach += jump  # conv1; its stride applies to the layers after it
-            jump *= stride if index == 0 else 1
-            reach += jump  # conv2
-    return reach, jump
+@pytest.mark.parametrize("block,blocks", [("basic", [2, 2, 2, 2]), ("bottleneck", [1, 2, 1, 1])])
+def test_padded_batch_gives_each_utterance_its_lone_trunk_frames(block, blocks):
+    """Utterances of mixed lengths (every residue modulo the total stride 8, and 1 frame)
+    zero-padded into one batch get exactly the trunk frames, and the pooled statistics,
+    that they get alone: the trunk zeroes the padding before every frame-mixing convolution.
+    Batch norm has random running statistics, so a leak would not vanish behind it."""
+    torch.manual_seed(0)
+    encoder = ResNetEncoder(n_mels=16, channels=SMALL, blocks=blocks, block=block)
+    randomise_batch_norm(encoder)
+    encoder.eval()
+    lengths = [97, 1, 8, 41, 66, 90, 53, 100, 99, 12]
+    total = max(lengths)
+    clips = [torch.randn(1, n, 16) for n in lengths]
+    # garbage, not zeros, in the padding: the padded values must not matter at all
+    batch = 100 * torch.randn(len(lengths), total, 16)
+    for row, clip in enumerate(clips):
+        batch[row, :clip.shape[1]] = clip[0]
+    relative = torch.tensor(lengths) / total
+    with torch.no_grad():
+        frames = encoder.trunk(batch, relative)
+        pooled = encoder(batch, relative)
+        for row, clip in enumerate(clips):
+            alone = encoder.trunk(clip)[0]
+            assert alone.shape[0] == trunk_frames(lengths[row])
+            assert torch.allclose(frames[row, :alone.shape[0]], alone, atol=1e-5, rtol=0), lengths[row]
+            assert torch.allclose(pooled[row], encoder(clip, torch.ones(1))[0], atol=1e-5, rtol=0)
 
 
-def test_padded_utterance_vs_alone_in_eval_mode():
-    """An utterance alone vs. the same utterance zero-padded in a batch with a longer one.
-
-    Investigated: the pooled vectors of the full encoder are NOT equal (differences of order
-    0.1-1 with small channels): the padding excluded by the pooling mask still enters the
-    valid trunk frames near the boundary, because every 3x3 convolution after the first
-    sees the previous layer's (non-zero, after batch norm and PReLU) activations of the
-    padded frames, where the lone utterance sees the convolution's own zero padding. The
-    receptive field of ResNet34 is 225 input frames, so for typical IEMOCAP lengths
-    every trunk frame is touched. Exact equality is therefore asserted (a) on the trunk
-    frames whose receptive field ends before the padding starts, and (b) on
-    StatisticsPooling, where padding must have no effect at all (tests above).
-    """
+def test_unmasked_padding_would_reach_the_valid_frames():
+    """Without lengths the trunk cannot tell padding from signal: the last valid frames of a
+    padded utterance then differ from its lone frames. This is what the mask prevents."""
     torch.manual_seed(0)
     encoder = ResNetEncoder(n_mels=16, channels=SMALL, blocks=FEW)
     randomise_batch_norm(encoder)
     encoder.eval()
-    reach, jump = _trunk_right_reach(FEW)
-    assert jump == 8
-    assert _trunk_right_reach([3, 4, 6, 3])[0] == 112  # ResNet34: 2 * 112 + 1 = 225 frames
-    valid, total = 160, 224
-    utterance = torch.randn(1, valid, 16)
-    batch = torch.zeros(2, total, 16)
-    batch[0, :valid] = utterance[0]
-    batch[1] = torch.randn(total, 16)
-
+    utterance = torch.randn(1, 60, 16)
+    batch = torch.zeros(2, 96, 16)
+    batch[0, :60] = utterance[0]
+    batch[1] = torch.randn(96, 16)
     with torch.no_grad():
         alone = encoder.trunk(utterance)[0]
-        padded = encoder.trunk(batch)[0]
-    # output frame i sees input frames up to i * 8 + reach (the conv padding aligns left edges)
-    clean = [i for i in range(alone.shape[0]) if i * jump + reach < valid]
-    assert 0 < len(clean) < alone.shape[0]
-    assert torch.allclose(alone[clean], padded[clean], atol=1e-5, rtol=0)
-    # and the leak is real for the last frame: this documents why (b) is the contract
-    assert not torch.allclose(alone[-1], padded[alone.shape[0] - 1], atol=1e-4)
+        unmasked = encoder.trunk(batch)[0, :alone.shape[0]]
+        masked = encoder.trunk(batch, torch.tensor([60 / 96, 1.0]))[0, :alone.shape[0]]
+    assert not torch.allclose(alone[-1], unmasked[-1], atol=1e-3)
+    assert torch.allclose(alone, masked, atol=1e-5, rtol=0)
 
-    # the same number of trunk frames reaches the pooling in both cases
-    lengths = torch.tensor([valid / total, 1.0])
-    assert length_mask(lengths, padded.shape[0])[0].sum() == alone.shape[0]
+
+def test_training_mode_masks_the_padding_too():
+    """Training runs the same masked network: in train mode (batch statistics) the padded
+    frames' values, whatever they are, change nothing in the valid rows' pooled output."""
+    torch.manual_seed(0)
+    encoder = ResNetEncoder(n_mels=16, channels=SMALL, blocks=FEW).train()
+    batch = torch.randn(3, 48, 16)
+    lengths = torch.tensor([1.0, 30 / 48, 17 / 48])
+    noisy = batch.clone()
+    noisy[1, 30:] = 50 * torch.randn(18, 16)
+    noisy[2, 17:] = 50 * torch.randn(31, 16)
+    # batch norm statistics see the trunk's padded positions; with masking these are the
+    # same for any padded values (convolutions of zeros), so the outputs agree
+    assert torch.allclose(encoder(batch, lengths), encoder(noisy, lengths), atol=1e-5, rtol=0)
 
 
 def test_one_frame_utterance_is_finite():

@@ -233,6 +233,27 @@ def test_ser_transfer_writes_scores_and_metrics(ser_run, speaker_run, iemocap_ma
             assert torch.equal(trained[key], value), key
 
 
+def test_batched_evaluation_gives_the_one_at_a_time_scores(ser_run, speaker_run, iemocap_manifests, tmp_path,
+                                                           run_command):
+    """The same trained fold evaluated again in padded batches of 32 clips of mixed
+    durations (the GPU setting, forced on the CPU) writes the scores it wrote one clip at a
+    time (the CPU setting), for every utterance."""
+    mode, out = ser_run
+    data_folder, manifest_folder = iemocap_manifests
+    batched = str(tmp_path / "batched")
+    shutil.copytree(out, batched, ignore=shutil.ignore_patterns("scores", "metrics_*", "confusion_*"))
+    run_command(_ser_command(data_folder, batched, mode, os.path.join(speaker_run, "encoder"), 1,
+                             f"--manifest_folder={manifest_folder}", "--skip_prep=True",
+                             "--cpu_eval_batch_size=32"))
+    assert "Evaluation batches of 32 clips" in open(os.path.join(batched, "log.txt")).read()
+    for split in ("holdout", "test"):
+        alone = read_scores(os.path.join(out, "scores", f"{split}.csv"))
+        together = read_scores(os.path.join(batched, "scores", f"{split}.csv"))
+        assert len(alone.ids) > 32 and sorted(together.ids) == sorted(alone.ids)
+        rows = {utt: row for utt, row in zip(together.ids, together.scores)}
+        np.testing.assert_allclose(np.stack([rows[utt] for utt in alone.ids]), alone.scores, atol=1e-5, rtol=0)
+
+
 def test_ser_checkpoint_error_rate_is_the_holdout_error_fraction(ser_run):
     _, out = ser_run
     selected, _ = _check_selected_checkpoint(out)

@@ -89,12 +89,11 @@ def test_frame_level_features_equal_wespeakers_in_both_flatten_orders(wespeaker_
 
 
 @pytest.mark.filterwarnings("ignore:.*degrees of freedom is <= 0:UserWarning")  # wespeaker's one-frame torch.var
-def test_padded_batch_pools_only_each_items_frames(wespeaker_resnet):
-    """The pooling respects relative lengths: each item's pooled statistics are wespeaker's
-    TSTP of the trunk frames inside its length. (The trunk frames themselves near the end of
-    a padded item differ from those of the item alone, since the 3x3 convolutions see the
-    padding's activations where alone they see zero padding: see test_resnet.py's
-    test_padded_utterance_vs_alone_in_eval_mode. The full-length item is unaffected.)"""
+def test_padded_batch_gives_each_item_wespeakers_lone_statistics(wespeaker_resnet):
+    """Each item of a padded batch gets the pooled statistics that wespeaker's own model
+    computes for that item alone: the trunk masks the padding before every convolution
+    (wespeaker's does not, so its padded batch is not the reference), and the pooling keeps
+    ceil(valid / 8) trunk frames."""
     model, encoder, _ = build(wespeaker_resnet, "ResNet34")
     gen = torch.Generator().manual_seed(2)
     valid = [160, 97, 41, 8]  # the last keeps one trunk frame
@@ -105,16 +104,15 @@ def test_padded_batch_pools_only_each_items_frames(wespeaker_resnet):
     with torch.no_grad():
         pooled = encoder(feats, lengths)
         four_d = model._get_frame_level_feat(feats.clone())
-        alone = wespeaker_pooled(model, feats[:1])
+        alone = [wespeaker_pooled(model, feats[row:row + 1, :frames]) for row, frames in enumerate(valid[:-1])]
+        last = model._get_frame_level_feat(feats[-1:, :valid[-1]].clone())
     kept = length_mask(trunk_lengths(lengths, feats.shape[1], four_d.shape[-1]), four_d.shape[-1]).sum(dim=1)
     assert kept.tolist() == [-(-frames // 8) for frames in valid]  # ceil(valid / 8) trunk frames
-    for row, frames in enumerate(kept.tolist()[:-1]):
-        theirs = model.pool(four_d[row:row + 1, ..., :frames])
+    for row, theirs in enumerate(alone):
         assert torch.allclose(pooled[row], theirs[0], atol=1e-5, rtol=1e-6), row
-    assert torch.allclose(pooled[0], alone[0], atol=1e-5, rtol=1e-6)
     # one frame: torch.var's unbiased variance is NaN (0 / 0); ours is 0, so std = sqrt(1e-7)
     half = encoder.output_size // 2
-    assert torch.allclose(pooled[-1, :half], four_d[-1, ..., 0].flatten(), atol=1e-5, rtol=1e-6)
+    assert torch.allclose(pooled[-1, :half], last[0, ..., 0].flatten(), atol=1e-5, rtol=1e-6)
     assert torch.allclose(pooled[-1, half:], torch.full((half,), 1e-7 ** 0.5), atol=1e-9, rtol=0)
 
 

@@ -10,18 +10,22 @@ It follows SpeechBrain's ``EncoderClassifier``, so it can stand in for
 duration) comes from :meth:`SpeechEmotionRecognizer.predict_file` / ``predict_batch``.
 
 The computation is the recipe's evaluation: Fbank -> InputNormalization (per sentence) ->
-ResNetEncoder -> EmbeddingClassifier -> log-softmax, each clip alone at its own length (zero
-padding would reach the valid frames through the convolutions, so in a padded batch a score
-would depend on the other clips). Short and long clips are handled as
-:mod:`mmer_lobes.interfaces.inputs` describes.
+ResNetEncoder -> EmbeddingClassifier -> log-softmax. Clips run in batches of similar
+durations (:mod:`mmer_lobes.batching`): the ResNet trunk zeroes the padding before every
+convolution, so a clip's scores are those it gets alone, in any batch. The batch size is the
+folder's ``batch_size`` on a GPU and ``cpu_batch_size`` on a CPU (each the fastest measured by
+``make bench``), or :attr:`SpeechEmotionRecognizer.max_batch_size` where a caller sets it. Short
+and long clips are handled as :mod:`mmer_lobes.interfaces.inputs` describes.
 """
 import math
 
 import torch
 
+from mmer_lobes.batching import eval_batch_size, length_sorted_batches
 from mmer_lobes.interfaces.inputs import (
     INPUT_HANDLING,
     InputHandling,
+    InterfaceError,
     absolute_lengths,
     check_batch,
     read_audio_file,
@@ -48,6 +52,8 @@ class SpeechEmotionRecognizer(FolderInterface):
     [[], ['padded_short_clip']]
     >>> model.predict_batch(torch.zeros(1, 16000)).flags
     [['silent_input']]
+    >>> model.max_batch_size = 4; model.batch_size
+    4
     """
 
     MODULES_NEEDED = ["compute_features", "mean_var_norm", "encoder", "classifier"]
@@ -58,13 +64,30 @@ class SpeechEmotionRecognizer(FolderInterface):
         self.classes = label_order(self.hparams.label_encoder, getattr(self.hparams, "n_classes", None))
         self.sample_rate = int(self.hparams.sample_rate)
         self.input_handling = InputHandling.from_hparams(self.hparams)
+        self.max_batch_size = None  # None: the folder's size for the device (batch_size)
+        if getattr(self.hparams, "channels_last", False):
+            # The convolutions' memory layout: faster on a CPU (make bench); same numbers.
+            self.mods.encoder.to(memory_format=torch.channels_last)
+
+    @property
+    def batch_size(self):
+        """Clips scored at a time: :attr:`max_batch_size` if set, else the folder's
+        ``batch_size`` (GPU) or ``cpu_batch_size`` (CPU); 1 for an encoder that is not exact
+        in a padded batch (:func:`mmer_lobes.batching.eval_batch_size`)."""
+        if self.max_batch_size is not None:
+            size = int(self.max_batch_size)
+            if size < 1:
+                raise InterfaceError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
+            return size if getattr(self.mods.encoder, "batch_exact", False) else 1
+        return eval_batch_size(self.mods.encoder, self.device, getattr(self.hparams, "batch_size", 32),
+                               getattr(self.hparams, "cpu_batch_size", 1))
 
     # ------------------------------------------------------------ SpeechBrain API ----
 
     def encode_batch(self, wavs, wav_lens=None):
         """Emotion embeddings ``(batch, 1, embedding_size)`` (the classifier's embedding
-        layer), each clip computed alone; windows of a long clip are averaged."""
-        embeddings, _ = self._per_clip(wavs, wav_lens, self._embed, renormalise=False)
+        layer); windows of a long clip are averaged."""
+        embeddings, _ = self._score_clips(wavs, wav_lens, self._embed, renormalise=False)
         return embeddings.unsqueeze(1)
 
     def classify_batch(self, wavs, wav_lens=None):
@@ -102,7 +125,7 @@ class SpeechEmotionRecognizer(FolderInterface):
 
     def log_posteriors(self, wavs, wav_lens=None):
         """Log-posteriors ``(batch, classes)`` and the input-handling flags of each clip."""
-        return self._per_clip(wavs, wav_lens, self._log_posteriors, renormalise=True)
+        return self._score_clips(wavs, wav_lens, self._log_posteriors, renormalise=True)
 
     # ---------------------------------------------------------------- internals ----
 
@@ -118,30 +141,36 @@ class SpeechEmotionRecognizer(FolderInterface):
     def _embed(self, wavs, wav_lens):
         return self.mods.classifier.embed(self._features(wavs, wav_lens))
 
-    def _per_clip(self, wavs, wav_lens, network, renormalise):
-        """Runs ``network`` on each clip alone (short clips padded, long ones windowed);
-        returns the stacked rows and each clip's flags."""
+    def _score_clips(self, wavs, wav_lens, network, renormalise):
+        """Runs ``network`` on every clip: long ones windowed, the others (short ones padded
+        to ``min_duration``) in batches of similar lengths; returns the rows in the input's
+        order and each clip's flags."""
         wavs, wav_lens = check_batch(wavs, wav_lens)
         settings = self.input_handling
         min_len = int(math.ceil(settings.min_duration * self.sample_rate))
         max_len = int(round(settings.max_duration * self.sample_rate))
-        rows, flags = [], []
+        lengths = absolute_lengths(wavs, wav_lens)
+        rows, flags, whole = [None] * len(lengths), [], []
         with torch.no_grad():
-            for i, length in enumerate(absolute_lengths(wavs, wav_lens)):
-                signal, clip_flags = wavs[i, :length], []
-                relative = torch.ones(1)
-                if length < min_len:
-                    signal = torch.nn.functional.pad(signal, (0, min_len - length))
-                    relative = torch.tensor([length / min_len])
-                    clip_flags.append("padded_short_clip")
+            for i, length in enumerate(lengths):
+                clip_flags = ["padded_short_clip"] if length < min_len else []
                 if length > max_len:
-                    rows.append(self._windowed(signal, network, renormalise))
+                    rows[i] = self._windowed(wavs[i, :length], network, renormalise)
                     clip_flags.append("windowed_long_clip")
                 else:
-                    rows.append(network(signal.unsqueeze(0), relative)[0])
+                    whole.append(i)
                 if rms_about_mean(wavs[i, :length]) < settings.silence_rms:
                     clip_flags.append("silent_input")
                 flags.append(clip_flags)
+            for group in length_sorted_batches([lengths[i] for i in whole], self.batch_size):
+                members = [whole[g] for g in group]
+                span = max(min_len, lengths[members[0]])
+                batch = torch.zeros(len(members), span, dtype=wavs.dtype)
+                for row, i in enumerate(members):
+                    batch[row, :lengths[i]] = wavs[i, :lengths[i]]
+                scores = network(batch, torch.tensor([lengths[i] / span for i in members]))
+                for row, i in enumerate(members):
+                    rows[i] = scores[row]
         return torch.stack(rows).float(), flags
 
     def _windowed(self, signal, network, renormalise):
