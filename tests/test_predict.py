@@ -198,6 +198,34 @@ def test_batch_manifest_to_csv(exported, tmp_path):
 
 
 @pytest.mark.slow
+def test_batch_size_changes_no_result(exported, tmp_path, capsys):
+    """Eight clips of mixed durations, with and without transcripts, scored 5 at a time (two
+    padded batches) give the rows and probabilities of one clip at a time, the CPU default."""
+    ids = sorted(exported["test_manifest"])[:8]
+    manifest = {u: dict(exported["test_manifest"][u]) for u in ids}
+    del manifest[ids[3]]["transcript"]
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    outputs = {}
+    for size in (None, 5):
+        out = tmp_path / f"out_{size}.csv"
+        flag = [] if size is None else ["--batch_size", str(size)]
+        assert predict.main(["--model", exported["iface"], "--batch", str(path), "--output", str(out),
+                             "--data_root", exported["data_folder"], *flag]) == 0
+        with open(out, newline="") as handle:
+            outputs[size] = list(csv.DictReader(handle))
+    assert [r["id"] for r in outputs[5]] == ids == [r["id"] for r in outputs[None]]
+    for alone, batched in zip(outputs[None], outputs[5]):
+        assert alone["label"] == batched["label"] and alone["flags"] == batched["flags"]
+        for column in alone:
+            if column.startswith(("p_", "speech_p_", "text_p_")) and alone[column]:
+                assert abs(float(alone[column]) - float(batched[column])) < 1e-5, column
+    assert predict.main(["--model", exported["iface"], "--batch", str(path), "--output", str(tmp_path / "x.csv"),
+                         "--batch_size", "0"]) == 2
+    assert "--batch_size must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_batch_folder_to_json_and_bad_clips(exported, tmp_path, capsys):
     folder = tmp_path / "clips"
     (folder / "sub").mkdir(parents=True)

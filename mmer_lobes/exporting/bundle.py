@@ -27,6 +27,7 @@ BUNDLED_MODULES = (
     "mmer_lobes.resnet",
     "mmer_lobes.kaldi_features",
     "mmer_lobes.embedding_encoder",
+    "mmer_lobes.batching",
     "mmer_lobes.text",
     "mmer_lobes.fusion_rules",
     "mmer_lobes.interfaces.inputs",
