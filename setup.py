@@ -26,6 +26,8 @@ setup(
         "scikit-learn",
         "opensmile",
         "espeakng-loader",
+        "onnx",
+        "onnxruntime",
     ],
     extras_require={
         # `pip install -e .[test]` (make test): what the test suite needs beyond the runtime.

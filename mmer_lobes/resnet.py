@@ -271,7 +271,8 @@ class ResNetTrunk(nn.Module):
         mask = None
         if lengths is not None:
             valid = valid_frames(lengths, feats.shape[1])
-            if bool((valid < feats.shape[1]).any()):
+            # a traced or exported graph keeps the mask: it must hold for padded batches too
+            if torch.jit.is_tracing() or torch.compiler.is_exporting() or bool((valid < feats.shape[1]).any()):
                 mask = frame_mask(valid, feats.shape[1])
         x = self.stem(masked(feats.transpose(1, 2).unsqueeze(1), mask))
         for block in self.stages:
