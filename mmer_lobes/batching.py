@@ -65,6 +65,6 @@ def eval_loader_options(hparams, device):
     >>> eval_loader_options(hparams, "cuda:0")
     {'num_workers': 2, 'batch_size': 32}
     """
-    values = hparams if isinstance(hparams, dict) else vars(hparams)
-    size = eval_batch_size(values["encoder"], device, values["eval_batch_size"], values["cpu_eval_batch_size"])
-    return {**values["eval_dataloader_opts"], "batch_size": size}
+    hparams = hparams if isinstance(hparams, dict) else vars(hparams)
+    size = eval_batch_size(hparams["encoder"], device, hparams["eval_batch_size"], hparams["cpu_eval_batch_size"])
+    return {**hparams["eval_dataloader_opts"], "batch_size": size}

@@ -15,7 +15,7 @@ import os
 import shutil
 
 from speechbrain.utils.checkpoints import CKPT_PREFIX, Checkpointer
-from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ class CompleteCheckpointer(Checkpointer):
             for unfinished in self.checkpoints_dir.glob(f"{CKPT_PREFIX}+*/{SAVING_MARKER}"):
                 logger.warning("Removing the checkpoint %s: a run stopped while saving it", unfinished.parent)
                 shutil.rmtree(unfinished.parent, ignore_errors=True)
+        # Under DDP the other processes list the checkpoints next (save_and_keep_only): they
+        # must see the marker gone, or they would choose other checkpoints to delete.
+        ddp_barrier()
         return checkpoint
 
     def list_checkpoints(self):

@@ -338,6 +338,12 @@ class BertEmotionClassifier(nn.Module):
         if freeze:
             for parameter in self.encoder.parameters():
                 parameter.requires_grad_(False)
+        # The head pools the last hidden states itself, so BERT's own pooler never gets a
+        # gradient; frozen, DistributedDataParallel leaves it out of its reduction (it stops at
+        # the second step on a trained parameter without a gradient). Same training, same keys.
+        pooler = getattr(self.encoder, "pooler", None)
+        if pooler is not None:
+            pooler.requires_grad_(False)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.hidden_size, int(n_classes))
 
@@ -407,4 +413,5 @@ class BertEmotionClassifier(nn.Module):
         torch.Size([1, 3])
         """
         pooled = self.embed(input_ids, lengths, attention_mask)
-        return torch.log_softmax(self.head(self.dropout(pooled)), dim=-1)
+        # in fp32 also under CPU bf16 autocast, so that scores are not written in bf16 steps
+        return torch.log_softmax(self.head(self.dropout(pooled)).float(), dim=-1)

@@ -11,6 +11,13 @@ Trains on random chunks with SpecAugment copies, selects the checkpoint with the
 hold-out error, evaluates whole segments of the hold-out and test sets, and writes the score
 files, UA/WA and confusion matrices (see mmer_lobes.evaluation). A killed run resumes.
 
+On several processes (DDP; on CPUs add ``--distributed_backend gloo``)::
+
+    torchrun --nproc_per_node=2 recipes/train.py hparams/resnet_ser.yaml ...
+
+each process trains on its share of every epoch; every process scores the whole hold-out and
+test sets (SpeechBrain does not shard them) and the main process alone writes the files.
+
 Bad input (a corpus, fold, label encoder, audio file or pretrained encoder that cannot be
 used; a mode without its encoder) ends the run with one line, ``train.py: error: <message>``,
 and exit status 2 (mmer_lobes.errors.run_script).
@@ -22,7 +29,8 @@ import sys
 import torch
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import ddp_init_group, run_on_main
+from torch.nn.parallel import DistributedDataParallel
 
 from mmer_lobes.audio import audio_pipeline
 from mmer_lobes.batching import eval_loader_options
@@ -45,6 +53,18 @@ ENCODER_SETTINGS = ("encoder_values", "encoder_template", "features", "architect
 class EmotionBrain(sb.Brain):
     """ResNet34 encoder + new FC layers, trained on emotion labels."""
 
+    def _wrap_distributed(self):
+        """SpeechBrain's DDP wrapping, but on a CPU without its conversion of the batch norms
+        to SyncBatchNorm, which torch trains on accelerators only: there each process
+        normalises its batches with their own statistics."""
+        if not self.distributed_launch or not str(self.device).startswith("cpu"):
+            return super()._wrap_distributed()
+        for name, module in self.modules.items():
+            if any(parameter.requires_grad for parameter in module.parameters()):
+                self.modules[name] = DistributedDataParallel(
+                    module, device_ids=None, find_unused_parameters=self.find_unused_parameters
+                )
+
     def compute_forward(self, batch, stage):
         """Log-mel -> (training view) -> encoder -> FC layers -> log-posteriors."""
         batch = batch.to(self.device)
@@ -60,7 +80,9 @@ class EmotionBrain(sb.Brain):
                 pooled = self.modules.encoder(feats, lens)
         else:
             pooled = self.modules.encoder(feats, lens)
-        return self.hparams.log_softmax(self.modules.classifier(pooled))
+        # Log-posteriors in float32 under any --precision / --eval_precision (on a CPU,
+        # autocast would leave a bf16 log-softmax, and the score files would keep its rounding).
+        return self.hparams.log_softmax(self.modules.classifier(pooled).float())
 
     def compute_objectives(self, predictions, batch, stage):
         """Cross-entropy against the emotion labels; collects scores outside training."""
@@ -150,6 +172,9 @@ def main(argv=None):
     :class:`~mmer_lobes.errors.ProjectError` (IemocapPrepError, FoldError, LabelOrderError,
     AudioError, EncoderMismatchError...)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    # Under torchrun (RANK and LOCAL_RANK set), joins the process group before any file is
+    # written: run_on_main and the checkpointer need it. Nothing happens in a plain run.
+    ddp_init_group(run_opts)
     overrides = rename_legacy_overrides(overrides)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
@@ -161,6 +186,9 @@ def main(argv=None):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    if torch.distributed.is_initialized():
+        logger.info("Distributed run: %d processes, %s backend", torch.distributed.get_world_size(),
+                    torch.distributed.get_backend())
     # The encoder definition this fold used, for recipes/export.py and for the record.
     run_on_main(atomic_write_text, args=[os.path.join(hparams["output_folder"], DEFINITION_FILE),
                                          hparams["speech_encoder"].text])

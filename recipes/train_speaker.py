@@ -11,6 +11,13 @@ pooling) is written to the encoder folder ``<output_folder>/encoder`` (``encoder
 ``encoder.ckpt``, :mod:`mmer_lobes.encoder_folders`) for ``recipes/train.py
 --pretrained_encoder``. A killed run resumes from its last checkpoint.
 
+On several processes (DDP; on CPUs add ``--distributed_backend gloo``)::
+
+    torchrun --nproc_per_node=2 recipes/train_speaker.py hparams/resnet_speaker.yaml ...
+
+each process trains on its share of every epoch and embeds the trial utterances; the main
+process alone writes ``verification.json`` and the encoder folder.
+
 Bad input (a VoxCeleb tree that cannot be prepared, an empty training manifest, an unreadable
 audio file) ends the run with one line, ``train_speaker.py: error: <message>``, and exit
 status 2 (mmer_lobes.errors.run_script).
@@ -22,8 +29,9 @@ import sys
 import torch
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import ddp_init_group, run_on_main
 from speechbrain.utils.metric_stats import EER, minDCF
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from data_prep.voxceleb_prepare import VoxcelebPrepError, prepare_voxceleb
@@ -38,8 +46,25 @@ from mmer_lobes.resnet import count_parameters
 logger = logging.getLogger(__name__)
 
 
+def unwrap(module):
+    """The module inside a ``DistributedDataParallel`` wrapper (or ``module`` itself)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
 class SpeakerBrain(sb.Brain):
     """Speaker classification with the ResNet34 encoder."""
+
+    def _wrap_distributed(self):
+        """SpeechBrain's DDP wrapping, but on a CPU without its conversion of the batch norms
+        to SyncBatchNorm, which torch trains on accelerators only: there each process
+        normalises its batches with their own statistics."""
+        if not self.distributed_launch or not str(self.device).startswith("cpu"):
+            return super()._wrap_distributed()
+        for name, module in self.modules.items():
+            if any(parameter.requires_grad for parameter in module.parameters()):
+                self.modules[name] = DistributedDataParallel(
+                    module, device_ids=None, find_unused_parameters=self.find_unused_parameters
+                )
 
     def compute_forward(self, batch, stage):
         """Log-mel -> (training view) -> encoder -> speaker scores."""
@@ -89,17 +114,20 @@ class SpeakerBrain(sb.Brain):
         self.hparams.lr_schedule(self.optimizer, self.hparams.epoch_counter.current + 1)
 
     def embed(self, dataset):
-        """512-d embeddings of every utterance of ``dataset`` (whole segments)."""
+        """512-d embeddings of every utterance of ``dataset`` (whole segments). Under DDP every
+        process embeds them all, with the modules outside their DDP wrappers."""
         self.modules.eval()
+        encoder, classifier = unwrap(self.modules.encoder), unwrap(self.modules.classifier)
         loader = sb.dataio.dataloader.make_dataloader(dataset, **eval_loader_options(self.hparams, self.device))
         embeddings = {}
         with torch.no_grad():
-            for batch in tqdm(loader, desc="embedding trial utterances", dynamic_ncols=True):
+            for batch in tqdm(loader, desc="embedding trial utterances", dynamic_ncols=True,
+                              disable=self.noprogressbar or not sb.utils.distributed.if_main_process()):
                 batch = batch.to(self.device)
                 wavs, lens = batch.sig
                 feats, lens = features_and_lengths(self.hparams.compute_features, wavs, lens)
                 feats = self.modules.mean_var_norm(feats, lens)
-                vectors = self.modules.classifier.embed(self.modules.encoder(feats, lens))
+                vectors = classifier.embed(encoder(feats, lens))
                 for utt_id, vector in zip(batch.id, vectors.cpu()):
                     embeddings[utt_id] = vector
         return embeddings
@@ -162,6 +190,9 @@ def main(argv=None):
     ``argv`` (default ``sys.argv[1:]``) is the recipe's command line. Bad input raises a
     :class:`~mmer_lobes.errors.ProjectError` (VoxcelebPrepError, AudioError...)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    # Under torchrun (RANK and LOCAL_RANK set), joins the process group before any file is
+    # written: run_on_main and the checkpointer need it. Nothing happens in a plain run.
+    ddp_init_group(run_opts)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     sb.create_experiment_directory(
@@ -169,6 +200,9 @@ def main(argv=None):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    if torch.distributed.is_initialized():
+        logger.info("Distributed run: %d processes, %s backend", torch.distributed.get_world_size(),
+                    torch.distributed.get_backend())
     verification_file = hparams["verification_file"]
     if not hparams["skip_prep"]:
         run_on_main(
@@ -185,6 +219,11 @@ def main(argv=None):
     n_speakers = len(hparams["speaker_encoder"])
     modules = dict(hparams["modules"])
     modules["classifier"] = hparams["classifier"](n_classes=n_speakers)
+    if modules["classifier"].cosine:
+        # The cosine (AAM) output skips the PReLU: it never gets a gradient nor changes, but
+        # DistributedDataParallel refuses a trained parameter outside the loss. Frozen, it is
+        # left out of DDP's reduction; training and the checkpoint keys stay the same.
+        modules["classifier"].activation.requires_grad_(False)
     hparams["checkpointer"].add_recoverable("classifier", modules["classifier"])
     if hparams["use_aam"]:
         compute_cost = sb.nnet.losses.LogSoftmaxWrapper(

@@ -17,6 +17,13 @@ elsewhere), ``fold/{train,holdout,test}.json``, ``save/`` (checkpoints: a killed
 resumes), ``train_log.txt``, ``label_encoder.txt``, and for each of ``holdout`` and
 ``test``: ``scores/<split>.csv``, ``metrics_<split>.json``, ``confusion_<split>.png``.
 
+On several processes (DDP; on CPUs add ``--distributed_backend gloo``)::
+
+    torchrun --nproc_per_node=2 recipes/train_text.py hparams/bert_text.yaml ...
+
+each process fine-tunes on its share of every epoch; every process scores the whole hold-out
+and test sets (SpeechBrain does not shard them) and the main process alone writes the files.
+
 Bad input (a text model that cannot be loaded, a corpus or fold that cannot be built, a
 reused label encoder in another order, ``n_classes`` unlike ``emotions``) ends the run with
 one line, ``train_text.py: error: <message>``, and exit status 2
@@ -30,6 +37,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
+from speechbrain.utils.distributed import ddp_init_group
 
 from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.evaluation import ScoreCollector
@@ -151,6 +159,9 @@ def main(argv=None):
     :class:`~mmer_lobes.errors.ProjectError` (TextModelError, IemocapPrepError, CorpusError, FoldError,
     LabelOrderError...)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    # Under torchrun (RANK and LOCAL_RANK set), joins the process group before any file is
+    # written: run_on_main and the checkpointer need it. Nothing happens in a plain run.
+    ddp_init_group(run_opts)
     overrides = rename_legacy_overrides(overrides)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with open(hparams_file, encoding="utf-8") as fin:
@@ -166,6 +177,9 @@ def main(argv=None):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    if torch.distributed.is_initialized():
+        logger.info("Distributed run: %d processes, %s backend", torch.distributed.get_world_size(),
+                    torch.distributed.get_backend())
 
     # The same call as the speech recipe's, so both modalities get the same splits.
     fold_paths = prepare_recipe_fold(hparams, "text")

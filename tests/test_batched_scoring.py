@@ -98,7 +98,7 @@ def test_fbank_frame_lengths_are_the_frames_of_each_clip_alone(clips):
 def test_batch_size_by_device_and_for_inexact_encoders():
     model = recognizer("fbank")
     assert model.batch_size == 1  # the examples' hparams name no size: 1 on the CPU
-    model.hparams.cpu_batch_size = 8
+    model.speed["cpu_batch_size"] = 8
     assert model.batch_size == 8
     assert eval_batch_size(model.mods.encoder, "cuda:0", 32, 8) == 32
     ecapa_like = EmbeddingEncoder(nn.Identity(), 4)  # not exact in a padded batch: one at a time

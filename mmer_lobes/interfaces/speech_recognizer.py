@@ -34,6 +34,11 @@ from mmer_lobes.interfaces.inputs import (
 from mmer_lobes.interfaces.loading import FolderInterface, label_order
 from mmer_lobes.interfaces.results import BatchPrediction
 from mmer_lobes.kaldi_features import features_and_lengths
+from mmer_lobes.onnx_speech import OnnxSpeechScorer
+
+# Speed settings of a folder's hyperparams, with the values a folder exported before them gets.
+SPEED_SETTINGS = ("batch_size", "cpu_batch_size", "channels_last")
+SPEED_DEFAULTS = dict(zip(SPEED_SETTINGS, (32, 1, False)))
 
 
 class SpeechEmotionRecognizer(FolderInterface):
@@ -65,7 +70,9 @@ class SpeechEmotionRecognizer(FolderInterface):
         self.sample_rate = int(self.hparams.sample_rate)
         self.input_handling = InputHandling.from_hparams(self.hparams)
         self.max_batch_size = None  # None: the folder's size for the device (batch_size)
-        if getattr(self.hparams, "channels_last", False):
+        self.onnx_scorer = None  # use_onnx: the network on onnxruntime instead of PyTorch
+        self.speed = {name: getattr(self.hparams, name, SPEED_DEFAULTS[name]) for name in SPEED_SETTINGS}
+        if self.speed["channels_last"]:
             # The convolutions' memory layout: faster on a CPU (make bench); same numbers.
             self.mods.encoder.to(memory_format=torch.channels_last)
 
@@ -79,8 +86,14 @@ class SpeechEmotionRecognizer(FolderInterface):
             if size < 1:
                 raise InterfaceError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
             return size if getattr(self.mods.encoder, "batch_exact", False) else 1
-        return eval_batch_size(self.mods.encoder, self.device, getattr(self.hparams, "batch_size", 32),
-                               getattr(self.hparams, "cpu_batch_size", 1))
+        return eval_batch_size(self.mods.encoder, self.device, self.speed["batch_size"], self.speed["cpu_batch_size"])
+
+    def use_onnx(self, path):
+        """Scores with the exported network ``path`` (``speech.onnx`` of ``recipes/export.py
+        --onnx``) on onnxruntime's CPU provider: the filterbank and the input handling stay in
+        PyTorch. Embeddings (:meth:`encode_batch`) still come from PyTorch."""
+        self.onnx_scorer = OnnxSpeechScorer(path)
+        return self
 
     # ------------------------------------------------------------ SpeechBrain API ----
 
@@ -136,6 +149,10 @@ class SpeechEmotionRecognizer(FolderInterface):
         return self.mods.encoder(feats, wav_lens)
 
     def _log_posteriors(self, wavs, wav_lens):
+        if self.onnx_scorer is not None:
+            wavs, wav_lens = wavs.to(self.device).float(), wav_lens.to(self.device).float()
+            feats, frame_lens = features_and_lengths(self.mods.compute_features, wavs, wav_lens)
+            return self.onnx_scorer(feats, frame_lens)
         return self.hparams.log_softmax(self.mods.classifier(self._features(wavs, wav_lens)))
 
     def _embed(self, wavs, wav_lens):
