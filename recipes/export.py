@@ -15,7 +15,10 @@ with the lowest hold-out ``error_rate`` (as the recipes evaluate) and the label 
 the fusion parameters (``fusion.json``), the model card (:mod:`mmer_lobes.exporting.model_card`)
 and ``export_info.json``, loads the staged folder and scores a dummy input (``--check=False``
 skips this), and only then puts it in place; an existing interface folder is replaced only with
-``--overwrite=True``. Errors end the script with one line and exit code 2.
+``--overwrite=True``. ``--onnx=True`` also writes the speech network as ``speech.onnx``
+(features -> log-posteriors, dynamic batch and time; :mod:`mmer_lobes.onnx_speech`), checked
+against PyTorch with onnxruntime, for ``mmer-predict --backend onnx``. Errors end the script with
+one line and exit code 2.
 """
 import datetime
 import json
@@ -40,9 +43,11 @@ from mmer_lobes.fusion_rules import LateFusion
 from mmer_lobes.hparams_files import (HparamsFileError, compose_yaml, parse_yaml_tree, plain, plain_values,
                                       read_yaml_file, without_blocks)
 from mmer_lobes.interfaces import RECOGNIZERS, InputHandling, InterfaceError
+from mmer_lobes.onnx_speech import export_speech_onnx
 
 INFERENCE_FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hparams", "inference")
 CLASS_FILE = "label_encoder.txt"
+ONNX_FILE = "speech.onnx"
 INFO_FILE = "export_info.json"
 PATH_KEYS = ("speech_folder", "text_folder", "fusion_folder", "output_folder", "text_model")
 
@@ -261,6 +266,27 @@ def check_interface(folder, recognizer, modalities):
         raise ExportError("the exported model gives non-finite scores on a dummy input")
 
 
+def write_onnx(folder, recognizer, info):
+    """Writes the speech network of the staged ``folder`` as :data:`ONNX_FILE` (checked
+    against PyTorch by :func:`~mmer_lobes.onnx_speech.export_speech_onnx`) and records it in
+    the folder's export info."""
+    if "speech" not in info["modalities"]:
+        raise ExportError("--onnx exports the speech network: give --speech_folder")
+    try:
+        model = recognizer.from_hparams(source=folder, run_opts={"device": "cpu"})
+        speech = getattr(model, "speech", model)
+        with torch.no_grad():
+            n_mels = speech.mods.compute_features(torch.zeros(1, speech.sample_rate)).shape[-1]
+        export_speech_onnx(speech.mods, os.path.join(folder, ONNX_FILE), n_mels)
+    except ProjectError as error:
+        raise ExportError(f"cannot write {ONNX_FILE}: {error}") from None
+    info["onnx"] = {"file": ONNX_FILE, "inputs": "features (batch, time, n_mels), lengths (batch,)",
+                    "output": "log_posteriors (batch, classes)", "n_mels": int(n_mels)}
+    with open(os.path.join(folder, INFO_FILE), "w", encoding="utf-8") as handle:
+        json.dump(info, handle, indent=2, default=str)
+        handle.write("\n")
+
+
 def export(settings):
     """Builds the interface folder; returns its path."""
     speech_folder, text_folder, fusion_folder = (settings[k] for k in ("speech_folder", "text_folder", "fusion_folder"))
@@ -304,6 +330,8 @@ def export(settings):
         info, recognizer = write_folder(staging, parts, fusion, settings)
         if settings["check"]:
             check_interface(staging, recognizer, info["modalities"])
+        if settings.get("onnx"):
+            write_onnx(staging, recognizer, info)
         os.chmod(staging, 0o755)
         swap_in_folder(staging, output)
     except BaseException:

@@ -64,7 +64,7 @@ def build_exported_fold(tmp_path_factory, iemocap_manifests, run_command):
     run_command(["recipes/fuse.py", "hparams/fusion.yaml", "--speech_folder", speech,
                  "--text_folder", text, "--output_folder", fusion])
     run_command(["recipes/export.py", "hparams/export.yaml", "--speech_folder", speech, "--text_folder", text,
-                 "--fusion_folder", os.path.join(fusion, "weighted"), "--output_folder", iface])
+                 "--fusion_folder", os.path.join(fusion, "weighted"), "--output_folder", iface, "--onnx=True"])
     run_command(["recipes/export.py", "hparams/export.yaml", "--speech_folder", speech,
                  "--output_folder", iface_speech, "--check=False"])
     run_command(["recipes/export.py", "hparams/export.yaml", "--text_folder", text,

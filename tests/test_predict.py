@@ -226,6 +226,32 @@ def test_batch_size_changes_no_result(exported, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_onnx_backend_gives_the_torch_scores(exported, tmp_path, capsys):
+    """The folder exported with --onnx=True holds speech.onnx (recorded in export_info.json);
+    --backend onnx scores the speech network on onnxruntime, with the PyTorch results."""
+    info = json.load(open(os.path.join(exported["iface"], "export_info.json")))
+    assert info["onnx"]["file"] == "speech.onnx" and info["onnx"]["n_mels"] == 32
+    ids = sorted(exported["test_manifest"])[:6]
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({u: exported["test_manifest"][u] for u in ids}))
+    outputs = {}
+    for backend in ("torch", "onnx"):
+        out = tmp_path / f"{backend}.csv"
+        assert predict.main(["--model", exported["iface"], "--batch", str(path), "--output", str(out),
+                             "--data_root", exported["data_folder"], "--backend", backend, "--batch_size", "4"]) == 0
+        with open(out, newline="") as handle:
+            outputs[backend] = list(csv.DictReader(handle))
+    for torch_row, onnx_row in zip(outputs["torch"], outputs["onnx"]):
+        assert torch_row["id"] == onnx_row["id"] and torch_row["label"] == onnx_row["label"]
+        for column in torch_row:
+            if column.startswith(("p_", "speech_p_")):
+                assert abs(float(torch_row[column]) - float(onnx_row[column])) < 1e-4, column
+    # a folder exported without --onnx says how to get one
+    assert predict.main(["--model", exported["iface_speech"], str(tmp_path / "x.wav"), "--backend", "onnx"]) == 2
+    assert "has no speech.onnx: export the model again with recipes/export.py ... --onnx=True" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_batch_folder_to_json_and_bad_clips(exported, tmp_path, capsys):
     folder = tmp_path / "clips"
     (folder / "sub").mkdir(parents=True)

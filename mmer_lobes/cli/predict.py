@@ -35,6 +35,8 @@ import sys
 from mmer_lobes.errors import ProjectError, one_line, run_script
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+BACKENDS = ("torch", "onnx")
+ONNX_FILE = "speech.onnx"  # recipes/export.py's name for it
 
 
 class PredictError(ProjectError, ValueError):
@@ -64,6 +66,9 @@ def _parse_args(argv):
     parser.add_argument("--json", action="store_true", help="single clip: print JSON")
     parser.add_argument("--batch_size", type=int,
                         help="with --batch: clips scored at a time (default: the model's size for the device)")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="the speech network on PyTorch (default) or on onnxruntime (the folder's speech.onnx, "
+                             "written by recipes/export.py --onnx=True)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--savedir", help="where SpeechBrain links the model files (default: none)")
     return parser.parse_args(argv)
@@ -106,6 +111,32 @@ def load_model(folder, device="cpu", savedir=None):
         return recognizer.from_hparams(source=os.path.abspath(folder), savedir=savedir, run_opts={"device": device})
     except Exception as error:  # any failure to build the model is reported on one line
         raise PredictError(f"cannot load the model in {folder}: {one_line(error)}") from None
+
+
+def use_backend(model, folder, backend):
+    """Runs the speech network of ``model`` on ``backend``: "torch", or "onnx" (the folder's
+    ``speech.onnx`` on onnxruntime).
+
+    Example
+    -------
+    >>> use_backend(object(), "/no/model", "onnx")
+    Traceback (most recent call last):
+    ...
+    mmer_lobes.cli.predict.PredictError: --backend onnx runs the speech network, and this model has none
+    """
+    if backend == "torch":
+        return model
+    speech = _speech_part(model)
+    if speech is None:
+        raise PredictError(f"--backend {backend} runs the speech network, and this model has none")
+    path = os.path.join(folder, ONNX_FILE)
+    if not os.path.isfile(path):
+        raise PredictError(f"{folder} has no {ONNX_FILE}: export the model again with recipes/export.py ... --onnx=True")
+    try:
+        speech.use_onnx(path)
+    except ProjectError as error:
+        raise PredictError(f"--backend {backend}: {error}") from None
+    return model
 
 
 def modalities(model):
@@ -482,7 +513,7 @@ def _main(argv):
     _quiet_libraries()
     if args.batch:  # output errors before the model is loaded
         _check_output(args.output)
-    model = load_model(args.model, args.device, args.savedir)
+    model = use_backend(load_model(args.model, args.device, args.savedir), args.model, args.backend)
     try:
         if args.batch:
             _run_batch(model, args)

@@ -28,6 +28,7 @@ BUNDLED_MODULES = (
     "mmer_lobes.kaldi_features",
     "mmer_lobes.embedding_encoder",
     "mmer_lobes.batching",
+    "mmer_lobes.onnx_speech",
     "mmer_lobes.text",
     "mmer_lobes.fusion_rules",
     "mmer_lobes.interfaces.inputs",
