@@ -30,10 +30,10 @@ import torch
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import ddp_init_group, run_on_main
-from torch.nn.parallel import DistributedDataParallel
 
 from mmer_lobes.audio import audio_pipeline
 from mmer_lobes.batching import eval_loader_options
+from mmer_lobes.distributed import CpuDistributedBrain
 from mmer_lobes.encoder_folders import DEFINITION_FILE, check_encoder_overrides
 from mmer_lobes.errors import ProjectError, run_script
 from mmer_lobes.evaluation import ScoreCollector
@@ -50,20 +50,8 @@ logger = logging.getLogger(__name__)
 ENCODER_SETTINGS = ("encoder_values", "encoder_template", "features", "architecture")
 
 
-class EmotionBrain(sb.Brain):
+class EmotionBrain(CpuDistributedBrain):
     """ResNet34 encoder + new FC layers, trained on emotion labels."""
-
-    def _wrap_distributed(self):
-        """SpeechBrain's DDP wrapping, but on a CPU without its conversion of the batch norms
-        to SyncBatchNorm, which torch trains on accelerators only: there each process
-        normalises its batches with their own statistics."""
-        if not self.distributed_launch or not str(self.device).startswith("cpu"):
-            return super()._wrap_distributed()
-        for name, module in self.modules.items():
-            if any(parameter.requires_grad for parameter in module.parameters()):
-                self.modules[name] = DistributedDataParallel(
-                    module, device_ids=None, find_unused_parameters=self.find_unused_parameters
-                )
 
     def compute_forward(self, batch, stage):
         """Log-mel -> (training view) -> encoder -> FC layers -> log-posteriors."""

@@ -31,12 +31,12 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import ddp_init_group, run_on_main
 from speechbrain.utils.metric_stats import EER, minDCF
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from data_prep.voxceleb_prepare import VoxcelebPrepError, prepare_voxceleb
 from mmer_lobes.audio import audio_pipeline
 from mmer_lobes.batching import eval_loader_options
+from mmer_lobes.distributed import CpuDistributedBrain, unwrap
 from mmer_lobes.encoder_folders import write_encoder_folder
 from mmer_lobes.errors import run_script
 from mmer_lobes.files import atomic_write_json
@@ -46,25 +46,8 @@ from mmer_lobes.resnet import count_parameters
 logger = logging.getLogger(__name__)
 
 
-def unwrap(module):
-    """The module inside a ``DistributedDataParallel`` wrapper (or ``module`` itself)."""
-    return module.module if isinstance(module, DistributedDataParallel) else module
-
-
-class SpeakerBrain(sb.Brain):
+class SpeakerBrain(CpuDistributedBrain):
     """Speaker classification with the ResNet34 encoder."""
-
-    def _wrap_distributed(self):
-        """SpeechBrain's DDP wrapping, but on a CPU without its conversion of the batch norms
-        to SyncBatchNorm, which torch trains on accelerators only: there each process
-        normalises its batches with their own statistics."""
-        if not self.distributed_launch or not str(self.device).startswith("cpu"):
-            return super()._wrap_distributed()
-        for name, module in self.modules.items():
-            if any(parameter.requires_grad for parameter in module.parameters()):
-                self.modules[name] = DistributedDataParallel(
-                    module, device_ids=None, find_unused_parameters=self.find_unused_parameters
-                )
 
     def compute_forward(self, batch, stage):
         """Log-mel -> (training view) -> encoder -> speaker scores."""

@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Inference speed of the paper's speech network against other implementations and the
+machine's compute floor, and of the text models through the interface and raw.
+
+    python tests/benchmarks/bench_inference.py --output results/bench.md   (make bench)
+
+Every row is measured in the same run on the same inputs; each is given as a real-time factor
+(processing seconds per audio second, lower is faster) and as a ratio against the first row
+(its time over the row's time: above 1 is faster). The inputs:
+
+* one 5 s clip (a typical IEMOCAP segment), one 60 s clip scored whole, and 32 clips of
+  IEMOCAP-like durations (2-12 s, 7 s on average);
+* the paper's network (32-64-128-256 channels, BasicBlocks 3-4-6-3, 128 mels, 512-d
+  embedding, 4 classes) from its filterbank features (the sentence normalisation, encoder,
+  FC layers and log-softmax: what ``speech.onnx`` holds), random weights (speed does not
+  depend on them);
+* wespeaker's own ResNet34 (``wespeaker-unofficial``'s ``models/resnet.py``, m_channels 32,
+  128-dim features, TSTP pooling) on the same features, one clip at a time;
+* ``transformers``' wav2vec2-base (random weights, the default ``Wav2Vec2Config``) on the
+  waveforms, one clip at a time, as the other common speech-emotion backbone.
+
+The compute floor is the machine's measured throughput of one large 3x3 conv2d (the
+operation that dominates the network); the network's FLOPs are counted by
+``torch.utils.flop_counter``. On a CUDA device the speech table is measured again there.
+"""
+import argparse
+import contextlib
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import torch
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))  # wespeaker_reference
+
+from mmer_lobes.files import atomic_write_text  # noqa: E402
+from mmer_lobes.resnet import EmbeddingClassifier, ResNetEncoder  # noqa: E402
+
+SAMPLE_RATE, FRAMES_PER_SECOND, N_MELS = 16000, 100, 128
+REPEATS = 3
+BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+COMPILE_TIMEOUT = 300  # seconds for torch.compile's first call
+SENTENCE = "I can't believe you did that to me, again."
+
+
+def best_time(step, repeats=REPEATS, sync=lambda: None):
+    """Fastest of ``repeats`` runs of ``step`` after one warm-up run."""
+    step()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def iemocap_like_seconds(count=32, seed=0):
+    """``count`` durations of 2-12 s."""
+    gen = torch.Generator().manual_seed(seed)
+    return (2 + 10 * torch.rand(count, generator=gen)).tolist()
+
+
+def paper_modules(device):
+    """The paper's speech network with random weights and batch-norm statistics, in eval mode."""
+    from speechbrain.processing.features import InputNormalization
+
+    torch.manual_seed(0)
+    encoder = ResNetEncoder(n_mels=N_MELS)
+    classifier = EmbeddingClassifier(encoder.output_size, 4, 512)
+    norm = InputNormalization(norm_type="sentence", std_norm=True)
+    return {"mean_var_norm": norm.to(device).eval(), "encoder": encoder.to(device).eval(),
+            "classifier": classifier.to(device).eval()}
+
+
+def scorer(modules):
+    """features, relative lengths -> log-posteriors, as the recipe and the interface run it."""
+    def score(feats, lengths):
+        feats = modules["mean_var_norm"](feats, lengths)
+        return torch.log_softmax(modules["classifier"](modules["encoder"](feats, lengths)), dim=-1)
+    return score
+
+
+def padded(clips, device):
+    """A padded batch of feature clips ``(1, T, n_mels)`` and its relative lengths."""
+    longest = max(c.shape[1] for c in clips)
+    batch = torch.zeros(len(clips), longest, clips[0].shape[2], device=device)
+    for row, clip in enumerate(clips):
+        batch[row, :clip.shape[1]] = clip[0]
+    return batch, torch.tensor([c.shape[1] / longest for c in clips], device=device)
+
+
+def batched_runner(score, clips, batch_size, device):
+    """Scores ``clips`` ``batch_size`` at a time, longest first (as the interfaces batch)."""
+    from mmer_lobes.batching import length_sorted_batches
+
+    batches = [padded([clips[i] for i in group], device)
+               for group in length_sorted_batches([c.shape[1] for c in clips], batch_size)]
+    return lambda: [score(feats, lengths) for feats, lengths in batches]
+
+
+def one_at_a_time(score, clips, device):
+    ones = torch.ones(1, device=device)
+    return lambda: [score(clip, ones) for clip in clips]
+
+
+@contextlib.contextmanager
+def wespeaker_model():
+    """wespeaker's ResNet34 at the paper's configuration, or None when not installed."""
+    from wespeaker_reference import wespeaker_resnet_module
+
+    with wespeaker_resnet_module() as module:
+        if module is None:
+            yield None
+            return
+        torch.manual_seed(0)
+        yield module.ResNet34(feat_dim=N_MELS, embed_dim=512, pooling_func="TSTP", two_emb_layer=False).eval()
+
+
+def wav2vec2_model():
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    torch.manual_seed(0)
+    return Wav2Vec2Model(Wav2Vec2Config()).eval()
+
+
+def conv_floor(device, sync):
+    """GFLOP/s of one large 3x3 conv2d (64 -> 64 channels on a 64 x 500 map, batch 1): the
+    work that dominates the network, at a size that keeps the machine busy."""
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(device).eval()
+    x = torch.randn(1, 64, 64, 500, device=device)
+    flops = 2 * 64 * 64 * 9 * 64 * 500
+    with torch.no_grad():
+        return flops / best_time(lambda: conv(x), repeats=5, sync=sync) / 1e9
+
+
+def count_flops(score, feats, lengths):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        score(feats, lengths)
+    return counter.get_total_flops()
+
+
+def speech_table(device, scale=1.0):
+    """Rows ``(name, {input: seconds})`` and notes of the speech table on ``device`` (``scale``
+    shortens every clip, for a quick check of the script itself)."""
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+    gen = torch.Generator().manual_seed(1)
+    durations = {"5 s clip": [5.0 * scale], "60 s clip": [60.0 * scale],
+                 "32 clips of 2-12 s": [s * scale for s in iemocap_like_seconds()]}
+    feature_clips = {name: [torch.randn(1, int(s * FRAMES_PER_SECOND), N_MELS, generator=gen).to(device) for s in secs]
+                     for name, secs in durations.items()}
+    audio = {name: sum(secs) for name, secs in durations.items()}
+    modules = paper_modules(device)
+    score = scorer(modules)
+    best_cpu_batch = None
+    rows, notes = [], []
+
+    def measure(name, runners):
+        rows.append((name, {key: best_time(run, sync=sync) / audio[key] if run else None
+                            for key, run in runners.items()}))
+
+    with torch.no_grad():
+        measure("mmer, one clip at a time", {k: one_at_a_time(score, c, device) for k, c in feature_clips.items()})
+        sweep = {size: best_time(batched_runner(score, feature_clips["32 clips of 2-12 s"], size, device), sync=sync)
+                 for size in BATCH_SIZES}
+        best_cpu_batch = min(sweep, key=sweep.get)
+        rows.append(("mmer, batched (32 clips in one padded batch)",
+                     {"5 s clip": None, "60 s clip": None,
+                      "32 clips of 2-12 s": sweep[32] / audio["32 clips of 2-12 s"]}))
+        modules["encoder"].to(memory_format=torch.channels_last)
+        best_opt = {size: best_time(batched_runner(score, feature_clips["32 clips of 2-12 s"], size, device), sync=sync)
+                    for size in (1, 32)}
+        rows.append(("mmer, batched + channels_last (the kept optimisation; one clip at a time on a CPU)",
+                     {"5 s clip": best_time(one_at_a_time(score, feature_clips["5 s clip"], device), sync=sync)
+                      / audio["5 s clip"],
+                      "60 s clip": best_time(one_at_a_time(score, feature_clips["60 s clip"], device), sync=sync)
+                      / audio["60 s clip"],
+                      "32 clips of 2-12 s": min(best_opt.values()) / audio["32 clips of 2-12 s"]}))
+        notes.append("batch sizes for the 32 clips (seconds, plain layout): "
+                     + ", ".join(f"{size}: {seconds:.3f}" for size, seconds in sweep.items())
+                     + f"; fastest {best_cpu_batch}. channels_last: 1 clip at a time {best_opt[1]:.3f} s, "
+                     f"one batch of 32 {best_opt[32]:.3f} s")
+        modules["encoder"].to(memory_format=torch.contiguous_format)
+        if not str(device).startswith("cuda"):
+            notes.append("one 5 s clip, each optimisation alone: "
+                         + "; ".join(optimisation_notes(modules, feature_clips["5 s clip"][0])))
+            rows.append(onnx_row(modules, feature_clips, audio))
+        with wespeaker_model() as wespeaker:
+            if wespeaker is not None:
+                wespeaker.to(device)
+                measure("wespeaker's own ResNet34 (same configuration), one clip at a time",
+                        {k: (lambda c=c: [wespeaker(clip) for clip in c]) for k, c in feature_clips.items()})
+            else:
+                notes.append("wespeaker-unofficial is not installed: no wespeaker row")
+        wav2vec2 = wav2vec2_model().to(device)
+        waves = {k: [torch.randn(1, int(s * SAMPLE_RATE), generator=gen).to(device) for s in secs]
+                 for k, secs in durations.items()}
+        measure("transformers wav2vec2-base (random weights), one clip at a time",
+                {k: (lambda w=w: [wav2vec2(x) for x in w]) for k, w in waves.items()})
+    flops = count_flops(score, feature_clips["5 s clip"][0], torch.ones(1, device=device))
+    floor = conv_floor(device, sync)
+    return rows, notes, {"gflop_per_audio_second": flops / audio["5 s clip"] / 1e9, "floor_gflops": floor,
+                         "best_batch": best_cpu_batch}
+
+
+def optimisation_notes(modules, clip):
+    """Seconds for one 5 s clip under each optimisation the issue names, measured alone."""
+    score, ones = scorer(modules), torch.ones(1)
+    results = {}
+    with torch.no_grad():
+        results["torch.no_grad (the reference)"] = best_time(lambda: score(clip, ones))
+    with torch.inference_mode():
+        results["torch.inference_mode"] = best_time(lambda: score(clip, ones))
+    modules["encoder"].to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        results["channels_last"] = best_time(lambda: score(clip, ones))
+    modules["encoder"].to(memory_format=torch.contiguous_format)
+    results.update(compile_probe(clip.shape[1]))
+    base = results["torch.no_grad (the reference)"]
+    return [f"{name}: " + (f"{value:.3f} s ({base / value:.2f}×)" if isinstance(value, float) else value)
+            for name, value in results.items()]
+
+
+def compile_probe(frames, timeout=COMPILE_TIMEOUT):
+    """``torch.compile`` (opt-in) of the same scorer on one clip of ``frames``, in a child process
+    bounded by ``timeout`` seconds: inductor's first compilation on a small CPU can take longer
+    than the whole benchmark, and that is itself the finding."""
+    import json
+    import subprocess
+
+    command = [sys.executable, os.path.abspath(__file__), "--compile_probe", str(frames)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"torch.compile": f"not measured: its first call did not finish within {timeout} s"}
+    if done.returncode != 0:
+        return {"torch.compile": f"failed: {(done.stderr.strip().splitlines() or ['?'])[-1][:160]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_compile_probe(frames):
+    """The child of :func:`compile_probe`: prints the compilation and the best call, as JSON."""
+    import json
+
+    modules = paper_modules("cpu")
+    compiled = torch.compile(scorer(modules), dynamic=False)
+    clip, ones = torch.randn(1, frames, N_MELS), torch.ones(1)
+    with torch.no_grad():
+        start = time.perf_counter()
+        compiled(clip, ones)
+        first = time.perf_counter() - start
+        print(json.dumps({"torch.compile: the first call (compilation)": first,
+                          "torch.compile": best_time(lambda: compiled(clip, ones))}))
+
+
+def onnx_row(modules, feature_clips, audio):
+    """ONNX Runtime (CPU) on the same clips, one at a time."""
+    from mmer_lobes.onnx_speech import OnnxSpeechScorer, export_speech_onnx
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "speech.onnx")
+        export_speech_onnx(modules, path, N_MELS)
+        onnx = OnnxSpeechScorer(path)
+        ones = torch.ones(1)
+        return ("ONNX Runtime (speech.onnx), one clip at a time",
+                {k: best_time(lambda c=c: [onnx(clip, ones) for clip in c]) / audio[k] for k, c in feature_clips.items()})
+
+
+def text_rates():
+    """{name: utterances per second} of a batch of 32 sentences, through the interface and raw."""
+    from hyperpyyaml import load_hyperpyyaml
+    from transformers import AutoModel, BertConfig, BertModel
+
+    from mmer_lobes.interfaces import TextEmotionRecognizer
+    from mmer_lobes.text import default_text_model_path, load_tokenizer
+
+    texts = [SENTENCE] * 32
+    rates = {}
+    with tempfile.TemporaryDirectory() as folder:
+        minilm = default_text_model_path()
+        bert_base = os.path.join(folder, "bert-base")
+        torch.manual_seed(0)
+        BertModel(BertConfig()).save_pretrained(bert_base)  # bert-base-uncased's shape, random weights
+        load_tokenizer(minilm).save_pretrained(bert_base)  # the same uncased WordPiece vocabulary
+        for name, source in (("MiniLM-L6", minilm), ("bert-base (random weights)", bert_base)):
+            with open(os.path.join(REPO_ROOT, "hparams", "inference", "text.yaml"), encoding="utf-8") as handle:
+                hparams = load_hyperpyyaml(handle, {"text_model": source})
+            hparams["label_encoder"].update_from_iterable(["ang", "hap", "neu", "sad"])
+            interface = TextEmotionRecognizer(modules=hparams["modules"], hparams=hparams, run_opts={"device": "cpu"})
+            tokenizer, raw = load_tokenizer(source), AutoModel.from_pretrained(source).eval()
+
+            def raw_step():
+                with torch.no_grad():
+                    raw(**tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt"))
+
+            rates[name] = {"raw transformers (tokenizer + model)": 32 / best_time(raw_step),
+                           "mmer TextEmotionRecognizer.classify_batch": 32 / best_time(lambda: interface.classify_batch(texts))}
+    return rates
+
+
+def speech_lines(device, rows, notes, figures):
+    keys = ["5 s clip", "60 s clip", "32 clips of 2-12 s"]
+    base = rows[0][1]
+    lines = [f"### Speech on {device}", "",
+             "| system | " + " | ".join(f"{k}: RTF | × first row" for k in keys) + " |",
+             "| --- |" + " --- | --- |" * len(keys)]
+    for name, cells in rows:
+        parts = []
+        for key in keys:
+            value = cells.get(key)
+            parts.append("— | —" if value is None else f"{value:.4f} | {base[key] / value:.2f}")
+        lines.append(f"| {name} | " + " | ".join(parts) + " |")
+    achieved = figures["gflop_per_audio_second"] / base["5 s clip"]
+    best = min(cells["5 s clip"] for _, cells in rows[:3] if cells.get("5 s clip"))
+    lines += ["",
+              f"The network costs {figures['gflop_per_audio_second']:.2f} GFLOP per audio second. "
+              f"One large 3x3 conv2d runs at {figures['floor_gflops']:.0f} GFLOP/s here (the compute floor: "
+              f"RTF {figures['gflop_per_audio_second'] / figures['floor_gflops']:.4f}). The 5 s clip runs at "
+              f"{achieved:.0f} GFLOP/s one clip at a time, and at "
+              f"{figures['gflop_per_audio_second'] / best:.0f} GFLOP/s with the kept optimisation: its RTF is "
+              f"{best / (figures['gflop_per_audio_second'] / figures['floor_gflops']):.2f}× the floor's.",
+              ""]
+    lines += [f"- {note}" for note in notes] + [""]
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default="results/bench.md")
+    parser.add_argument("--quick", action="store_true", help="clips a tenth as long: checks the script, not the speed")
+    parser.add_argument("--compile_probe", type=int, help=argparse.SUPPRESS)  # the child of compile_probe
+    args = parser.parse_args()
+    if args.compile_probe:
+        return run_compile_probe(args.compile_probe)
+    scale = 0.1 if args.quick else 1.0
+    lines = ["# Inference benchmark", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+             f"{torch.get_num_threads()} threads. Command: `make bench`. Best of {REPEATS} after a warm-up.", ""]
+    lines += speech_lines("cpu", *speech_table("cpu", scale))
+    if torch.cuda.is_available():
+        lines += speech_lines("cuda", *speech_table("cuda", scale))
+    else:
+        lines += ["No CUDA device here: the speech table was not measured on a GPU.", ""]
+    rates = text_rates()
+    lines += ["### Text (a batch of 32 sentences of 10 words, CPU)", "",
+              "| model | raw transformers (utt/s) | interface (utt/s) | interface overhead |", "| --- | --- | --- | --- |"]
+    for name, pair in rates.items():
+        raw, interface = pair.values()
+        lines.append(f"| {name} | {raw:.1f} | {interface:.1f} | {100 * (raw / interface - 1):+.1f} % |")
+    lines.append("")
+    report = "\n".join(lines)
+    atomic_write_text(args.output, report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
