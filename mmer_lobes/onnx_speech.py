@@ -136,11 +136,8 @@ def export_speech_onnx(modules, path, n_mels, opset=DEFAULT_OPSET, check_frames=
     Example
     -------
     >>> import tempfile
-    >>> from speechbrain.processing.features import InputNormalization
-    >>> from mmer_lobes.resnet import EmbeddingClassifier, ResNetEncoder
-    >>> encoder = ResNetEncoder(n_mels=16, channels=[2, 4, 4, 8], blocks=[1, 1, 1, 1])
-    >>> modules = {"mean_var_norm": InputNormalization(norm_type="sentence"), "encoder": encoder,
-    ...            "classifier": EmbeddingClassifier(encoder.output_size, 3, embedding_size=8)}
+    >>> from mmer_lobes.interfaces.examples import speech_modules
+    >>> modules = speech_modules(n_classes=3)  # a tiny network on 16 mel bands
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     scorer = OnnxSpeechScorer(export_speech_onnx(modules, os.path.join(folder, "speech.onnx"), 16))
     >>> scorer.input_names, scorer(torch.rand(2, 50, 16), torch.tensor([1.0, 0.7])).shape
@@ -248,11 +245,8 @@ def quantize_int8(onnx_path, out_path, calibration_features, op_types=("Conv",))
     Example
     -------
     >>> import tempfile
-    >>> from speechbrain.processing.features import InputNormalization
-    >>> from mmer_lobes.resnet import EmbeddingClassifier, ResNetEncoder
-    >>> encoder = ResNetEncoder(n_mels=16, channels=[2, 4, 4, 8], blocks=[1, 1, 1, 1])
-    >>> modules = {"mean_var_norm": InputNormalization(norm_type="sentence"), "encoder": encoder,
-    ...            "classifier": EmbeddingClassifier(encoder.output_size, 3, embedding_size=8)}
+    >>> from mmer_lobes.interfaces.examples import speech_modules
+    >>> modules = speech_modules(n_classes=3)  # a tiny network on 16 mel bands
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     fp32 = export_speech_onnx(modules, os.path.join(folder, "speech.onnx"), 16)
     ...     int8 = quantize_int8(fp32, os.path.join(folder, "speech_int8.onnx"), [torch.rand(2, 60, 16)])

@@ -190,7 +190,8 @@ def speech_table(device, scale=1.0):
         if not str(device).startswith("cuda"):
             notes.append("one 5 s clip, each optimisation alone: "
                          + "; ".join(optimisation_notes(modules, feature_clips["5 s clip"][0])))
-            rows.append(onnx_row(modules, feature_clips, audio))
+            rows.extend(onnx_rows(modules, feature_clips, audio))
+            rows.append(bf16_row(score, feature_clips, audio))
         with wespeaker_model() as wespeaker:
             if wespeaker is not None:
                 wespeaker.to(device)
@@ -259,17 +260,32 @@ def run_compile_probe(frames):
                           "torch.compile": best_time(lambda: compiled(clip, ones))}))
 
 
-def onnx_row(modules, feature_clips, audio):
-    """ONNX Runtime (CPU) on the same clips, one at a time."""
-    from mmer_lobes.onnx_speech import OnnxSpeechScorer, export_speech_onnx
+def onnx_rows(modules, feature_clips, audio):
+    """ONNX Runtime (CPU) on the same clips, one at a time: fp32, and int8 (static, calibrated
+    on 8 other random clips: speed only, the accuracy is measured on trained models by
+    tests/benchmarks/bench_int8_demo.py)."""
+    from mmer_lobes.onnx_speech import OnnxSpeechScorer, export_speech_onnx, quantize_int8
 
+    gen = torch.Generator().manual_seed(7)
+    calibration = [torch.randn(1, 300, N_MELS, generator=gen) for _ in range(8)]
+    rows, ones = [], torch.ones(1)
     with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "speech.onnx")
-        export_speech_onnx(modules, path, N_MELS)
-        onnx = OnnxSpeechScorer(path)
-        ones = torch.ones(1)
-        return ("ONNX Runtime (speech.onnx), one clip at a time",
-                {k: best_time(lambda c=c: [onnx(clip, ones) for clip in c]) / audio[k] for k, c in feature_clips.items()})
+        fp32 = export_speech_onnx(modules, os.path.join(folder, "speech.onnx"), N_MELS)
+        int8 = quantize_int8(fp32, os.path.join(folder, "speech_int8.onnx"), calibration)
+        for name, path in (("ONNX Runtime fp32 (speech.onnx)", fp32), ("ONNX Runtime int8 (static QDQ)", int8)):
+            onnx = OnnxSpeechScorer(path)
+            rows.append((name + ", one clip at a time",
+                         {k: best_time(lambda c=c: [onnx(clip, ones) for clip in c]) / audio[k]
+                          for k, c in feature_clips.items()}))
+    return rows
+
+
+def bf16_row(score, feature_clips, audio):
+    """PyTorch under CPU bf16 autocast (``--eval_precision bf16``), one clip at a time."""
+    ones = torch.ones(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return ("PyTorch bf16 autocast (--eval_precision bf16), one clip at a time",
+                {k: best_time(lambda c=c: [score(clip, ones) for clip in c]) / audio[k] for k, c in feature_clips.items()})
 
 
 def text_rates():
