@@ -165,7 +165,7 @@ def _check_rows(score_file, got, atol):
 @pytest.mark.slow
 def test_fresh_process_gives_the_recipe_scores(exported, reloaded):
     """predict_batch on padded batches of 32 (speech, text, learned weighted fusion): the
-    recipes' score-file probabilities within 1e-5, since every clip is scored alone."""
+    recipes' score-file probabilities within 1e-5, since a clip scores the same in any batch."""
     _check_rows(os.path.join(exported["speech"], "scores", "test.csv"), reloaded["speech"], 1e-5)
     _check_rows(os.path.join(exported["text"], "scores", "test.csv"), reloaded["text"], 1e-5)
     _check_rows(os.path.join(exported["fusion"], "weighted", "scores", "test.csv"),
@@ -391,7 +391,7 @@ def test_batch_of_short_normal_and_long_clips(tiny):
     assert torch.equal(out_prob, result.log_posteriors) and text_lab == result.labels
     assert torch.equal(score, out_prob.max(dim=1).values) and index.tolist() == out_prob.argmax(dim=1).tolist()
     assert tiny.encode_batch(batch, lens).shape == (3, 1, 8)
-    # every item is scored alone: the same as in a batch of its own, whatever its neighbours
+    # every item scores as in a batch of its own, whatever its neighbours (the padding is masked)
     for index, clip in enumerate((short, normal, long)):
         alone = tiny.classify_batch(clip.unsqueeze(0))[0]
         assert torch.allclose(result.log_posteriors[index], alone[0], atol=1e-6)

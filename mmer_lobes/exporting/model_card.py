@@ -121,7 +121,8 @@ def model_card(info, settings, license_name="other"):
                                 f"{_figure(speech['metrics'].get('test'), 'WA')} |")
         lines["inputs"] += [
             "- Audio: any format soundfile reads; resampled to the model's rate and downmixed to mono "
-            "(flags `resampled`, `downmixed`). Each clip is scored alone.",
+            "(flags `resampled`, `downmixed`). Clips run in padded batches; the network masks the padding, "
+            "so a clip's scores do not depend on its batch.",
             f"- Clips shorter than {arch['min_duration']} s are zero-padded, the padding kept out of "
             f"normalisation and pooling (`padded_short_clip`); clips longer than {arch['max_duration']} s "
             f"are scored on {arch['window_duration']} s windows every {arch['window_hop']} s with averaged "
