@@ -142,17 +142,18 @@ class SpeechEmotionRecognizer(FolderInterface):
 
     # ---------------------------------------------------------------- internals ----
 
-    def _features(self, wavs, wav_lens):
+    def _filterbank(self, wavs, wav_lens):
+        """Filterbank features on the model's device and their exact relative frame lengths."""
         wavs, wav_lens = wavs.to(self.device).float(), wav_lens.to(self.device).float()
-        feats, wav_lens = features_and_lengths(self.mods.compute_features, wavs, wav_lens)
-        feats = self.mods.mean_var_norm(feats, wav_lens)
-        return self.mods.encoder(feats, wav_lens)
+        return features_and_lengths(self.mods.compute_features, wavs, wav_lens)
+
+    def _features(self, wavs, wav_lens):
+        feats, frame_lens = self._filterbank(wavs, wav_lens)
+        return self.mods.encoder(self.mods.mean_var_norm(feats, frame_lens), frame_lens)
 
     def _log_posteriors(self, wavs, wav_lens):
-        if self.onnx_scorer is not None:
-            wavs, wav_lens = wavs.to(self.device).float(), wav_lens.to(self.device).float()
-            feats, frame_lens = features_and_lengths(self.mods.compute_features, wavs, wav_lens)
-            return self.onnx_scorer(feats, frame_lens)
+        if self.onnx_scorer is not None:  # the graph holds the normalisation, encoder and head
+            return self.onnx_scorer(*self._filterbank(wavs, wav_lens))
         return self.hparams.log_softmax(self.mods.classifier(self._features(wavs, wav_lens)))
 
     def _embed(self, wavs, wav_lens):
