@@ -320,6 +320,48 @@ def text_rates():
     return rates
 
 
+def speech_interface_seconds(scale=1.0):
+    """{input: (raw model seconds, interface seconds)} on the CPU: SpeechEmotionRecognizer
+    built from hparams/inference/speech.yaml (the paper's network, random weights, its
+    settings: one clip at a time on a CPU, channels_last) scoring waveforms with
+    ``classify_batch``, against the same modules called directly, one clip at a time
+    (filterbank, sentence normalisation, encoder, head, log-softmax)."""
+    from bench_speed import default_interfaces  # this script's folder is on sys.path
+
+    interface, _ = default_interfaces()
+    mods, log_softmax = interface.mods, interface.hparams.log_softmax
+    gen = torch.Generator().manual_seed(3)
+    durations = {"5 s clip": [5.0 * scale], "32 clips of 2-12 s": [s * scale for s in iemocap_like_seconds()]}
+    timings = {}
+    for name, seconds in durations.items():
+        waves = [torch.randn(int(s * SAMPLE_RATE), generator=gen) * 0.1 for s in seconds]
+        longest = max(w.shape[0] for w in waves)
+        batch = torch.zeros(len(waves), longest)
+        for row, wave in enumerate(waves):
+            batch[row, :wave.shape[0]] = wave
+        relative = torch.tensor([w.shape[0] / longest for w in waves])
+
+        def raw_step():
+            with torch.no_grad():
+                for wave in waves:
+                    feats = mods.mean_var_norm(mods.compute_features(wave.unsqueeze(0)), torch.ones(1))
+                    log_softmax(mods.classifier(mods.encoder(feats)))
+
+        timings[name] = (best_time(raw_step) / sum(seconds),
+                         best_time(lambda: interface.classify_batch(batch, relative)) / sum(seconds))
+    return timings
+
+
+def speech_interface_lines(timings):
+    lines = ["### Speech interface overhead (CPU)", "",
+             "SpeechEmotionRecognizer.classify_batch on padded waveforms against its own modules called "
+             "directly on each clip (filterbank included), both one clip at a time with channels_last.", "",
+             "| input | raw modules: RTF | interface: RTF | interface overhead |", "| --- | --- | --- | --- |"]
+    for name, (raw, interface) in timings.items():
+        lines.append(f"| {name} | {raw:.4f} | {interface:.4f} | {100 * (interface / raw - 1):+.1f} % |")
+    return lines + [""]
+
+
 def speech_lines(device, rows, notes, figures):
     keys = ["5 s clip", "60 s clip", "32 clips of 2-12 s"]
     base = rows[0][1]
@@ -363,6 +405,7 @@ def main():
         lines += speech_lines("cuda", *speech_table("cuda", scale))
     else:
         lines += ["No CUDA device here: the speech table was not measured on a GPU.", ""]
+    lines += speech_interface_lines(speech_interface_seconds(scale))
     rates = text_rates()
     lines += ["### Text (a batch of 32 sentences of 10 words, CPU)", "",
               "| model | raw transformers (utt/s) | interface (utt/s) | interface overhead |", "| --- | --- | --- | --- |"]
