@@ -25,6 +25,7 @@ operation that dominates the network); the network's FLOPs are counted by
 """
 import argparse
 import contextlib
+import copy
 import os
 import platform
 import sys
@@ -46,17 +47,27 @@ COMPILE_TIMEOUT = 300  # seconds for torch.compile's first call
 SENTENCE = "I can't believe you did that to me, again."
 
 
-def best_time(step, repeats=REPEATS, sync=lambda: None):
-    """Fastest of ``repeats`` runs of ``step`` after one warm-up run."""
-    step()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def best_times(steps, repeats=REPEATS, sync=lambda: None):
+    """{name: fastest of ``repeats`` runs} of ``steps`` ({name: callable}), after one warm-up
+    run of each. The runs are interleaved (every step once per round), so that a drift of the
+    machine during the benchmark (allocator state, other load, clock) reaches every row alike
+    instead of favouring the rows measured last."""
+    for step in steps.values():
         step()
         sync()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in times.items()}
+
+
+def best_time(step, repeats=REPEATS, sync=lambda: None):
+    """Fastest of ``repeats`` runs of ``step`` after one warm-up run."""
+    return best_times({"step": step}, repeats, sync)["step"]
 
 
 def iemocap_like_seconds(count=32, seed=0):
@@ -147,85 +158,104 @@ def count_flops(score, feats, lengths):
 
 
 def speech_table(device, scale=1.0):
-    """Rows ``(name, {input: seconds})`` and notes of the speech table on ``device`` (``scale``
-    shortens every clip, for a quick check of the script itself)."""
-    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+    """Rows ``(name, {input: seconds})``, notes and figures of the speech table on ``device``
+    (``scale`` shortens every clip, for a quick check of the script itself). Every cell, the
+    batch-size sweep and the single-optimisation figures are timed in the same interleaved
+    rounds (:func:`best_times`)."""
+    on_cuda = str(device).startswith("cuda")
+    sync = torch.cuda.synchronize if on_cuda else (lambda: None)
     gen = torch.Generator().manual_seed(1)
     durations = {"5 s clip": [5.0 * scale], "60 s clip": [60.0 * scale],
                  "32 clips of 2-12 s": [s * scale for s in iemocap_like_seconds()]}
     feature_clips = {name: [torch.randn(1, int(s * FRAMES_PER_SECOND), N_MELS, generator=gen).to(device) for s in secs]
                      for name, secs in durations.items()}
+    waves = {name: [torch.randn(1, int(s * SAMPLE_RATE), generator=gen).to(device) for s in secs]
+             for name, secs in durations.items()}
     audio = {name: sum(secs) for name, secs in durations.items()}
+    many = "32 clips of 2-12 s"
     modules = paper_modules(device)
     score = scorer(modules)
-    best_cpu_batch = None
-    rows, notes = [], []
+    fast_modules = copy.deepcopy(modules)
+    fast_modules["encoder"].to(memory_format=torch.channels_last)
+    fast_score = scorer(fast_modules)
+    ones = torch.ones(1, device=device)
 
-    def measure(name, runners):
-        rows.append((name, {key: best_time(run, sync=sync) / audio[key] if run else None
-                            for key, run in runners.items()}))
-
-    with torch.no_grad():
-        measure("mmer, one clip at a time", {k: one_at_a_time(score, c, device) for k, c in feature_clips.items()})
-        sweep = {size: best_time(batched_runner(score, feature_clips["32 clips of 2-12 s"], size, device), sync=sync)
-                 for size in BATCH_SIZES}
-        best_cpu_batch = min(sweep, key=sweep.get)
-        rows.append(("mmer, batched (32 clips in one padded batch)",
-                     {"5 s clip": None, "60 s clip": None,
-                      "32 clips of 2-12 s": sweep[32] / audio["32 clips of 2-12 s"]}))
-        modules["encoder"].to(memory_format=torch.channels_last)
-        best_opt = {size: best_time(batched_runner(score, feature_clips["32 clips of 2-12 s"], size, device), sync=sync)
-                    for size in (1, 32)}
-        rows.append(("mmer, batched + channels_last (the kept optimisation; one clip at a time on a CPU)",
-                     {"5 s clip": best_time(one_at_a_time(score, feature_clips["5 s clip"], device), sync=sync)
-                      / audio["5 s clip"],
-                      "60 s clip": best_time(one_at_a_time(score, feature_clips["60 s clip"], device), sync=sync)
-                      / audio["60 s clip"],
-                      "32 clips of 2-12 s": min(best_opt.values()) / audio["32 clips of 2-12 s"]}))
-        notes.append("batch sizes for the 32 clips (seconds, plain layout): "
-                     + ", ".join(f"{size}: {seconds:.3f}" for size, seconds in sweep.items())
-                     + f"; fastest {best_cpu_batch}. channels_last: 1 clip at a time {best_opt[1]:.3f} s, "
-                     f"one batch of 32 {best_opt[32]:.3f} s")
-        modules["encoder"].to(memory_format=torch.contiguous_format)
-        if not str(device).startswith("cuda"):
-            notes.append("one 5 s clip, each optimisation alone: "
-                         + "; ".join(optimisation_notes(modules, feature_clips["5 s clip"][0])))
-            rows.extend(onnx_rows(modules, feature_clips, audio))
-            rows.append(bf16_row(score, feature_clips, audio))
-        with wespeaker_model() as wespeaker:
-            if wespeaker is not None:
-                wespeaker.to(device)
-                measure("wespeaker's own ResNet34 (same configuration), one clip at a time",
-                        {k: (lambda c=c: [wespeaker(clip) for clip in c]) for k, c in feature_clips.items()})
-            else:
-                notes.append("wespeaker-unofficial is not installed: no wespeaker row")
+    # The 32 clips one at a time are the sweep's batches of 1.
+    rows = {"mmer, one clip at a time": {k: one_at_a_time(score, c, device)
+                                         for k, c in feature_clips.items() if k != many},
+            "mmer + channels_last, one clip at a time": {k: one_at_a_time(fast_score, c, device)
+                                                         for k, c in feature_clips.items() if k != many}}
+    sweep = {("plain", size): batched_runner(score, feature_clips[many], size, device) for size in BATCH_SIZES}
+    sweep.update({("channels_last", size): batched_runner(fast_score, feature_clips[many], size, device)
+                  for size in (1, 32)})
+    single = {"torch.inference_mode": inference_mode_runner(score, feature_clips["5 s clip"][0], ones)}
+    notes = []
+    with contextlib.ExitStack() as stack, torch.no_grad():
+        if not on_cuda:
+            folder = stack.enter_context(tempfile.TemporaryDirectory())
+            rows.update(onnx_rows(modules, feature_clips, folder))
+        rows["PyTorch bf16 autocast (--eval_precision bf16), one clip at a time"] = {
+            k: autocast_runner(score, c, device) for k, c in feature_clips.items()}
+        wespeaker = stack.enter_context(wespeaker_model())
+        if wespeaker is not None:
+            wespeaker.to(device)
+            rows["wespeaker's own ResNet34 (same configuration), one clip at a time"] = {
+                k: (lambda c=c: [wespeaker(clip) for clip in c]) for k, c in feature_clips.items()}
+        else:
+            notes.append("wespeaker-unofficial is not installed: no wespeaker row")
         wav2vec2 = wav2vec2_model().to(device)
-        waves = {k: [torch.randn(1, int(s * SAMPLE_RATE), generator=gen).to(device) for s in secs]
-                 for k, secs in durations.items()}
-        measure("transformers wav2vec2-base (random weights), one clip at a time",
-                {k: (lambda w=w: [wav2vec2(x) for x in w]) for k, w in waves.items()})
-    flops = count_flops(score, feature_clips["5 s clip"][0], torch.ones(1, device=device))
+        rows["transformers wav2vec2-base (random weights), one clip at a time"] = {
+            k: (lambda w=w: [wav2vec2(x) for x in w]) for k, w in waves.items()}
+        steps = {(name, key): run for name, runners in rows.items() for key, run in runners.items()}
+        steps.update({("sweep", key): run for key, run in sweep.items()})
+        steps.update({("single", key): run for key, run in single.items()})
+        seconds = best_times(steps, sync=sync)
+
+    plain = {size: seconds[("sweep", ("plain", size))] for size in BATCH_SIZES}
+    fast = {size: seconds[("sweep", ("channels_last", size))] for size in (1, 32)}
+    best_batch = min(plain, key=plain.get)
+    kept_batch = 32 if on_cuda else 1  # hparams/inference/speech.yaml: batch_size, cpu_batch_size
+    table = [("mmer, one clip at a time", {k: seconds.get(("mmer, one clip at a time", k), plain[1]) / audio[k]
+                                            for k in durations}),
+             ("mmer, batched (32 clips in one padded batch)", {many: plain[32] / audio[many]}),
+             (f"mmer, kept settings: channels_last, batches of {kept_batch} on {device}",
+              {k: seconds.get(("mmer + channels_last, one clip at a time", k), fast[kept_batch]) / audio[k]
+               for k in durations})]
+    table += [(name, {k: seconds[(name, k)] / audio[k] for k in runners}) for name, runners in rows.items()
+              if not name.startswith("mmer")]
+    notes.append("batch sizes for the 32 clips (seconds, plain layout): "
+                 + ", ".join(f"{size}: {value:.3f}" for size, value in plain.items())
+                 + f"; fastest {best_batch}. channels_last: batches of 1 {fast[1]:.3f} s, of 32 {fast[32]:.3f} s")
+    reference = seconds[("mmer, one clip at a time", "5 s clip")]
+    single_figures = {"torch.no_grad (the reference)": reference,
+                      "torch.inference_mode": seconds[("single", "torch.inference_mode")],
+                      "channels_last": seconds[("mmer + channels_last, one clip at a time", "5 s clip")]}
+    if not on_cuda:
+        single_figures.update(compile_probe(feature_clips["5 s clip"][0].shape[1]))
+    notes.append("one 5 s clip, each optimisation alone: " + "; ".join(
+        f"{name}: " + (f"{value:.3f} s ({reference / value:.2f}×)" if isinstance(value, float) else value)
+        for name, value in single_figures.items()))
+    flops = count_flops(score, feature_clips["5 s clip"][0], ones)
     floor = conv_floor(device, sync)
-    return rows, notes, {"gflop_per_audio_second": flops / audio["5 s clip"] / 1e9, "floor_gflops": floor,
-                         "best_batch": best_cpu_batch}
+    return table, notes, {"gflop_per_audio_second": flops / audio["5 s clip"] / 1e9, "floor_gflops": floor,
+                          "best_batch": best_batch}
 
 
-def optimisation_notes(modules, clip):
-    """Seconds for one 5 s clip under each optimisation the issue names, measured alone."""
-    score, ones = scorer(modules), torch.ones(1)
-    results = {}
-    with torch.no_grad():
-        results["torch.no_grad (the reference)"] = best_time(lambda: score(clip, ones))
-    with torch.inference_mode():
-        results["torch.inference_mode"] = best_time(lambda: score(clip, ones))
-    modules["encoder"].to(memory_format=torch.channels_last)
-    with torch.no_grad():
-        results["channels_last"] = best_time(lambda: score(clip, ones))
-    modules["encoder"].to(memory_format=torch.contiguous_format)
-    results.update(compile_probe(clip.shape[1]))
-    base = results["torch.no_grad (the reference)"]
-    return [f"{name}: " + (f"{value:.3f} s ({base / value:.2f}×)" if isinstance(value, float) else value)
-            for name, value in results.items()]
+def inference_mode_runner(score, clip, ones):
+    def run():
+        with torch.inference_mode():
+            return score(clip, ones)
+    return run
+
+
+def autocast_runner(score, clips, device):
+    """One clip at a time under bf16 autocast on ``device`` (``--eval_precision bf16``)."""
+    ones = torch.ones(1, device=device)
+
+    def run():
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
+            return [score(clip, ones) for clip in clips]
+    return run
 
 
 def compile_probe(frames, timeout=COMPILE_TIMEOUT):
@@ -260,32 +290,24 @@ def run_compile_probe(frames):
                           "torch.compile": best_time(lambda: compiled(clip, ones))}))
 
 
-def onnx_rows(modules, feature_clips, audio):
-    """ONNX Runtime (CPU) on the same clips, one at a time: fp32, and int8 (static, calibrated
-    on 8 other random clips: speed only, the accuracy is measured on trained models by
-    tests/benchmarks/bench_int8_demo.py)."""
+def onnx_rows(modules, feature_clips, folder):
+    """{row name: {input: runner}} of ONNX Runtime (CPU) on the same clips, one at a time:
+    fp32, and int8 (static, calibrated on 8 other random clips: speed only, the accuracy is
+    measured on trained models by tests/benchmarks/bench_int8_demo.py); the models are
+    written into ``folder``."""
     from mmer_lobes.onnx_speech import OnnxSpeechScorer, export_speech_onnx, quantize_int8
 
     gen = torch.Generator().manual_seed(7)
     calibration = [torch.randn(1, 300, N_MELS, generator=gen) for _ in range(8)]
-    rows, ones = [], torch.ones(1)
-    with tempfile.TemporaryDirectory() as folder:
-        fp32 = export_speech_onnx(modules, os.path.join(folder, "speech.onnx"), N_MELS)
-        int8 = quantize_int8(fp32, os.path.join(folder, "speech_int8.onnx"), calibration)
-        for name, path in (("ONNX Runtime fp32 (speech.onnx)", fp32), ("ONNX Runtime int8 (static QDQ)", int8)):
-            onnx = OnnxSpeechScorer(path)
-            rows.append((name + ", one clip at a time",
-                         {k: best_time(lambda c=c: [onnx(clip, ones) for clip in c]) / audio[k]
-                          for k, c in feature_clips.items()}))
-    return rows
-
-
-def bf16_row(score, feature_clips, audio):
-    """PyTorch under CPU bf16 autocast (``--eval_precision bf16``), one clip at a time."""
     ones = torch.ones(1)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        return ("PyTorch bf16 autocast (--eval_precision bf16), one clip at a time",
-                {k: best_time(lambda c=c: [score(clip, ones) for clip in c]) / audio[k] for k, c in feature_clips.items()})
+    fp32 = export_speech_onnx(modules, os.path.join(folder, "speech.onnx"), N_MELS)
+    int8 = quantize_int8(fp32, os.path.join(folder, "speech_int8.onnx"), calibration)
+    rows = {}
+    for name, path in (("ONNX Runtime fp32 (speech.onnx)", fp32), ("ONNX Runtime int8 (static QDQ)", int8)):
+        onnx = OnnxSpeechScorer(path)
+        rows[name + ", one clip at a time"] = {k: (lambda c=c, onnx=onnx: [onnx(clip, ones) for clip in c])
+                                               for k, c in feature_clips.items()}
+    return rows
 
 
 def text_rates():
@@ -315,8 +337,9 @@ def text_rates():
                 with torch.no_grad():
                     raw(**tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt"))
 
-            rates[name] = {"raw transformers (tokenizer + model)": 32 / best_time(raw_step),
-                           "mmer TextEmotionRecognizer.classify_batch": 32 / best_time(lambda: interface.classify_batch(texts))}
+            seconds = best_times({"raw transformers (tokenizer + model)": raw_step,
+                                  "mmer TextEmotionRecognizer.classify_batch": lambda: interface.classify_batch(texts)})
+            rates[name] = {step: 32 / value for step, value in seconds.items()}
     return rates
 
 
@@ -347,8 +370,8 @@ def speech_interface_seconds(scale=1.0):
                     feats = mods.mean_var_norm(mods.compute_features(wave.unsqueeze(0)), torch.ones(1))
                     log_softmax(mods.classifier(mods.encoder(feats)))
 
-        timings[name] = (best_time(raw_step) / sum(seconds),
-                         best_time(lambda: interface.classify_batch(batch, relative)) / sum(seconds))
+        both = best_times({"raw": raw_step, "interface": lambda: interface.classify_batch(batch, relative)})
+        timings[name] = (both["raw"] / sum(seconds), both["interface"] / sum(seconds))
     return timings
 
 
@@ -381,7 +404,7 @@ def speech_lines(device, rows, notes, figures):
               f"One large 3x3 conv2d runs at {figures['floor_gflops']:.0f} GFLOP/s here (the compute floor: "
               f"RTF {figures['gflop_per_audio_second'] / figures['floor_gflops']:.4f}). The 5 s clip runs at "
               f"{achieved:.0f} GFLOP/s one clip at a time, and at "
-              f"{figures['gflop_per_audio_second'] / best:.0f} GFLOP/s with the kept optimisation: its RTF is "
+              f"{figures['gflop_per_audio_second'] / best:.0f} GFLOP/s with the kept settings: its RTF is "
               f"{best / (figures['gflop_per_audio_second'] / figures['floor_gflops']):.2f}× the floor's.",
               ""]
     lines += [f"- {note}" for note in notes] + [""]
@@ -397,16 +420,20 @@ def main():
     if args.compile_probe:
         return run_compile_probe(args.compile_probe)
     scale = 0.1 if args.quick else 1.0
+    # The text models first, in a fresh process: after the speech table's large allocations
+    # the same text step measured up to 1.7x slower in one run. The report keeps speech first.
+    rates = text_rates()
+    interface_timings = speech_interface_seconds(scale)
     lines = ["# Inference benchmark", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-             f"{torch.get_num_threads()} threads. Command: `make bench`. Best of {REPEATS} after a warm-up.", ""]
+             f"{torch.get_num_threads()} threads. Command: `make bench`. Each figure is the best of {REPEATS} "
+             "rounds after a warm-up; within a table, every round runs every row once (interleaved).", ""]
     lines += speech_lines("cpu", *speech_table("cpu", scale))
     if torch.cuda.is_available():
         lines += speech_lines("cuda", *speech_table("cuda", scale))
     else:
         lines += ["No CUDA device here: the speech table was not measured on a GPU.", ""]
-    lines += speech_interface_lines(speech_interface_seconds(scale))
-    rates = text_rates()
+    lines += speech_interface_lines(interface_timings)
     lines += ["### Text (a batch of 32 sentences of 10 words, CPU)", "",
               "| model | raw transformers (utt/s) | interface (utt/s) | interface overhead |", "| --- | --- | --- | --- |"]
     for name, pair in rates.items():
