@@ -13,7 +13,7 @@ setup(
     package_data={"data_prep.minicorpus": ["sentences.json"], "mmer_lobes.exporting": ["model_card.md"]},
     python_requires=">=3.9",
     install_requires=[
-        "torch>=2.1",
+        "torch>=2.5",  # torch.onnx.export(dynamo=False); tested with 2.14.1
         "torchaudio>=2.1",
         "speechbrain>=1.1,<1.2",
         "transformers>=4.40",

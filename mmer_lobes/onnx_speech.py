@@ -178,7 +178,8 @@ def _check_export(onnx, graph, path, n_mels, device, check_frames, atol):
                 raise OnnxScoringError(f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (> {atol:g}) "
                                        "on a padded batch: the network does not trace to a faithful graph")
     except BaseException:
-        os.remove(path)
+        if os.path.exists(path):  # never hide the check's own error behind this one
+            os.remove(path)
         raise
 
 
@@ -222,6 +223,8 @@ class OnnxSpeechScorer:
         if feats.ndim != 3 or feats.shape[2] != self.n_mels:
             raise OnnxScoringError(f"features must be (batch, time, {self.n_mels}); got {tuple(feats.shape)}")
         lengths = torch.ones(feats.shape[0]) if lengths is None else torch.as_tensor(lengths, dtype=torch.float32)
+        if lengths.shape != (feats.shape[0],):
+            raise OnnxScoringError(f"lengths must be ({feats.shape[0]},), one per clip; got {tuple(lengths.shape)}")
         inputs = {"features": feats.contiguous().numpy(), "lengths": lengths.cpu().contiguous().numpy()}
         return torch.from_numpy(self.session.run([OUTPUT_NAME], inputs)[0])
 

@@ -270,7 +270,7 @@ class ResNetTrunk(nn.Module):
         (:func:`masked`); without them (or when no clip is padded), nothing is masked."""
         mask = None
         if lengths is not None:
-            valid = valid_frames(lengths, feats.shape[1])
+            valid = valid_frames(lengths.to(feats.device), feats.shape[1])
             # a traced or exported graph keeps the mask: it must hold for padded batches too
             if torch.jit.is_tracing() or torch.compiler.is_exporting() or bool((valid < feats.shape[1]).any()):
                 mask = frame_mask(valid, feats.shape[1])

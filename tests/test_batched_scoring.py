@@ -81,6 +81,18 @@ def test_32_clips_in_one_padded_batch_score_as_alone(front_end, clips):
     assert (unmasked - alone).abs().max() > 0.1
 
 
+def test_a_clip_too_short_for_a_kaldi_window_is_named_by_its_index_in_the_callers_batch():
+    from mmer_lobes.kaldi_features import ClipTooShortError
+
+    model = recognizer("kaldi")
+    wavs = 0.1 * torch.randn(3, 2 * SAMPLE_RATE, generator=torch.Generator().manual_seed(0))
+    # the short clip (300 samples) is row 2 of the caller's batch; it is scored in a
+    # length-sorted group of its own (one clip at a time on a CPU), where its row is 0
+    lens = torch.tensor([0.5, 1.0, 300 / (2 * SAMPLE_RATE)], dtype=torch.float64)
+    with pytest.raises(ClipTooShortError, match=r"clip 2 of the batch has 300 samples"):
+        model.log_posteriors(wavs, lens)
+
+
 def test_fbank_frame_lengths_are_the_frames_of_each_clip_alone(clips):
     """The relative frame lengths of a padded batch select exactly the frames each clip has
     alone (1 + samples // hop for SpeechBrain's centred STFT), and those frames are equal."""

@@ -125,6 +125,8 @@ def test_missing_or_bad_file(tmp_path, exported):
     _, scorer, _ = exported
     with pytest.raises(OnnxScoringError, match=r"\(batch, time, 32\)"):
         scorer(torch.zeros(1, 50, 16))
+    with pytest.raises(OnnxScoringError, match=r"lengths must be \(2,\), one per clip; got \(3,\)"):
+        scorer(torch.zeros(2, 50, 32), torch.ones(3))
 
 
 def test_missing_onnxruntime(monkeypatch, exported):

@@ -164,6 +164,9 @@ class SpeechEmotionRecognizer(FolderInterface):
         to ``min_duration``) in batches of similar lengths; returns the rows in the input's
         order and each clip's flags."""
         wavs, wav_lens = check_batch(wavs, wav_lens)
+        counts = getattr(self.mods.compute_features, "sample_counts", None)
+        if counts is not None:  # a Kaldi front end names a clip shorter than one window by its
+            counts(wav_lens, wavs.shape[1])  # index in this batch, before clips are regrouped
         settings = self.input_handling
         min_len = int(math.ceil(settings.min_duration * self.sample_rate))
         max_len = int(round(settings.max_duration * self.sample_rate))
