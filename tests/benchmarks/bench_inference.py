@@ -37,6 +37,7 @@ import torch
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))  # wespeaker_reference
 
+from bench_onnx import best_times  # noqa: E402  (this script's folder is on sys.path; steps take turns)
 from mmer_lobes.files import atomic_write_text  # noqa: E402
 from mmer_lobes.resnet import EmbeddingClassifier, ResNetEncoder  # noqa: E402
 
@@ -46,24 +47,6 @@ SMALL_TABLE_REPEATS = 7  # the overhead tables are cheap; their ratios are a few
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 COMPILE_TIMEOUT = 300  # seconds for torch.compile's first call
 SENTENCE = "I can't believe you did that to me, again."
-
-
-def best_times(steps, repeats=REPEATS, sync=lambda: None):
-    """{name: fastest of ``repeats`` runs} of ``steps`` ({name: callable}), after one warm-up
-    run of each. The runs are interleaved (every step once per round), so that a drift of the
-    machine during the benchmark (allocator state, other load, clock) reaches every row alike
-    instead of favouring the rows measured last."""
-    for step in steps.values():
-        step()
-        sync()
-    times = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            sync()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(values) for name, values in times.items()}
 
 
 def best_time(step, repeats=REPEATS, sync=lambda: None):
@@ -220,7 +203,7 @@ def speech_table(device, scale=1.0):
         steps = {(name, key): run for name, runners in rows.items() for key, run in runners.items()}
         steps.update({("sweep", key): run for key, run in sweep.items()})
         steps.update({("single", key): run for key, run in single.items()})
-        seconds = best_times(steps, sync=sync)
+        seconds = best_times(steps, repeats=REPEATS, sync=sync)
 
     plain = {size: seconds[("sweep", ("plain", size))] for size in BATCH_SIZES}
     fast = {size: seconds[("sweep", ("channels_last", size))] for size in (1, 32)}

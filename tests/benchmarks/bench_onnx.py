@@ -32,17 +32,20 @@ N_MELS, FRAMES_PER_SECOND, REPEATS = 128, 100, 3
 CLIP_SECONDS = (5.0, 60.0)
 
 
-def best_times(steps, repeats=REPEATS):
+def best_times(steps, repeats=REPEATS, sync=lambda: None):
     """``{name: fastest of repeats runs}`` of ``steps`` ``{name: step}``, after one warm-up run
     of each. The runs take turns (one of each step per round), so that a load that comes and
-    goes on the machine does not fall on one step only."""
+    goes on the machine, or the process warming up, does not fall on one step only. ``sync``
+    waits for the device (``torch.cuda.synchronize`` on a GPU) after each run."""
     for step in steps.values():
         step()
+        sync()
     times = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
             start = time.perf_counter()
             step()
+            sync()
             times[name].append(time.perf_counter() - start)
     return {name: min(values) for name, values in times.items()}
 
