@@ -49,11 +49,6 @@ COMPILE_TIMEOUT = 300  # seconds for torch.compile's first call
 SENTENCE = "I can't believe you did that to me, again."
 
 
-def best_time(step, repeats=REPEATS, sync=lambda: None):
-    """Fastest of ``repeats`` runs of ``step`` after one warm-up run."""
-    return best_times({"step": step}, repeats, sync)["step"]
-
-
 def iemocap_like_seconds(count=32, seed=0):
     """``count`` durations of 2-12 s."""
     gen = torch.Generator().manual_seed(seed)
